@@ -1,0 +1,240 @@
+"""Settings for the ISEIF Rainforest Logger, read from the environment.
+
+One module, no per-environment files. Every variable read here is documented in the README's configuration
+table; keep the two in step. Defaults are the embedded, single-machine ones (SQLite, a local archive folder),
+and are safe: DEBUG is off unless asked for, and secrets are never invented in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from iseif.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
+
+DEBUG = env_bool("DEBUG", False)
+
+# --- Secrets ---------------------------------------------------------------------------------------------
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE) to a long random string; "
+            "`make run` writes one to data/secret_key for a local install."
+        )
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on-" + "x" * 20
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
+
+# Keys for EAGLE passwords at rest: comma-separated Fernet keys, newest first; older ones still decrypt so that
+# keys can be rotated (`manage.py reencrypt_passwords`). Deliberately separate from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = [key.strip() for key in env_secret("FIELD_ENCRYPTION_KEY").split(",") if key.strip()]
+if not FIELD_ENCRYPTION_KEYS and not DEBUG:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY is not set. Generate one with `python -c 'from cryptography.fernet import "
+        "Fernet; print(Fernet.generate_key().decode())'` and set FIELD_ENCRYPTION_KEY (or "
+        "FIELD_ENCRYPTION_KEY_FILE); `make run` writes one to data/field_encryption_key."
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- Applications ----------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_rq",
+    "loggerapp",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "iseif.urls"
+WSGI_APPLICATION = "iseif.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database --------------------------------------------------------------------------------------------
+# PostgreSQL through DATABASE_URL in production; an embedded SQLite file when it is unset.
+_database_url = env_str("DATABASE_URL")
+if _database_url:
+    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default must work on a fresh clone
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+# Lets concurrent test runs on one PostgreSQL server use separate test databases.
+if env_str("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Redis and RQ ----------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600},
+}
+
+# --- Files on disk ---------------------------------------------------------------------------------------
+LOG_ROOT = Path(env_str("LOG_ROOT", str(DATA_DIR / "logs")))
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+
+# --- Permanent archive (S3 through django-storages, or a local folder) -----------------------------------
+AWS_STORAGE_BUCKET_NAME = env_str("AWS_STORAGE_BUCKET_NAME")
+AWS_S3_ENDPOINT_URL = env_str("AWS_S3_ENDPOINT_URL")
+ARCHIVE_ROOT = Path(env_str("ARCHIVE_ROOT", str(DATA_DIR / "archive")))
+ARCHIVE_PREFIX = env_str("ARCHIVE_PREFIX", "rainforest-logs").strip("/")
+ARCHIVE_GZIP = env_bool("ARCHIVE_GZIP", False)
+ARCHIVE_CONCURRENCY = env_int("ARCHIVE_CONCURRENCY", 16)
+ROTATION_GRACE_SECONDS = env_int("ROTATION_GRACE_SECONDS", 120)
+
+if AWS_STORAGE_BUCKET_NAME:
+    from botocore.config import Config as _BotoConfig
+
+    # Passing client_config replaces django-storages' own, so addressing style and signature go in it.
+    # boto3 >= 1.36 sends CRC32 checksums by default, which several S3-compatible stores reject; only ask
+    # for them when required unless told otherwise (see the README).
+    _checksum_mode = env_str("AWS_S3_CHECKSUMS", "when_required")
+    _archive_options = {
+        "bucket_name": AWS_STORAGE_BUCKET_NAME,
+        "access_key": env_secret("AWS_ACCESS_KEY_ID") or None,
+        "secret_key": env_secret("AWS_SECRET_ACCESS_KEY") or None,
+        "endpoint_url": AWS_S3_ENDPOINT_URL or None,
+        "region_name": env_str("AWS_S3_REGION_NAME") or None,
+        "file_overwrite": True,  # keys are fixed; the rotation code decides itself what to do on a clash
+        "default_acl": None,
+        "querystring_auth": True,
+        "client_config": _BotoConfig(
+            s3={"addressing_style": env_str("AWS_S3_ADDRESSING_STYLE", "path")},
+            signature_version="s3v4",
+            request_checksum_calculation=_checksum_mode,
+            response_checksum_validation=_checksum_mode,
+            connect_timeout=env_float("AWS_S3_CONNECT_TIMEOUT", 5.0),
+            read_timeout=env_float("AWS_S3_READ_TIMEOUT", 30.0),
+            retries={"max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3), "mode": "standard"},
+            max_pool_connections=max(10, ARCHIVE_CONCURRENCY),
+        ),
+    }
+    _archive_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _archive_options}
+else:
+    _archive_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(ARCHIVE_ROOT), "base_url": None},
+    }
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "archive": _archive_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- EAGLE -----------------------------------------------------------------------------------------------
+EAGLE_CLOUD_URL = env_str("EAGLE_CLOUD_URL", "https://rainforestcloud.com:9445/cgi-bin/post_manager")
+EAGLE_CONNECT_TIMEOUT = env_float("EAGLE_CONNECT_TIMEOUT", 2.0)
+EAGLE_READ_TIMEOUT = env_float("EAGLE_READ_TIMEOUT", 4.0)
+
+# --- Pinger ----------------------------------------------------------------------------------------------
+PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)
+PINGER_REFRESH = env_float("PINGER_REFRESH", 60.0)
+PINGER_MAX_IN_FLIGHT = env_int("PINGER_MAX_IN_FLIGHT", 1024)
+PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
+
+# --- HTTPS and security headers --------------------------------------------------------------------------
+# HTTPS=1 (the default) is production behind TLS: redirect to https, secure cookies, HSTS. `make run` on a
+# laptop sets HTTPS=0 so the admin works on http://127.0.0.1.
+_HTTPS = env_bool("HTTPS", True)
+SECURE_SSL_REDIRECT = _HTTPS and not DEBUG
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain http
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+SECURE_HSTS_PRELOAD = _HTTPS
+if env_bool("USE_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Mail (alerts) ---------------------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "iseif-logger@localhost")
+ALERT_EMAILS = env_list("ALERT_EMAILS")
+
+# --- Logging ---------------------------------------------------------------------------------------------
+# Console logging for every process; the long-running commands and gunicorn add their own file under LOG_ROOT
+# (see loggerapp.service_log), opened with WatchedFileHandler so that logrotate can move it.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"level": "INFO"},
+        # botocore logs request headers at DEBUG; never let it inherit a DEBUG root.
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

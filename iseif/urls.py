@@ -1,0 +1,14 @@
+"""URL map. The app's own routes live in loggerapp.urls."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "ISEIF Rainforest Logger"
+admin.site.site_title = "ISEIF Rainforest Logger"
+admin.site.index_title = "Households, uploads and tokens"
+
+urlpatterns = [
+    path("admin/django-rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+    path("", include("loggerapp.urls")),
+]

@@ -1,0 +1,5 @@
+"""Shared fixtures. Each feature keeps its fixtures in a module of tests/fixtures/, listed here."""
+
+pytest_plugins = [
+    "tests.fixtures.core",
+]

@@ -1,0 +1,19 @@
+"""Settings for the test suite: the production module, fed test values through the environment.
+
+Values go through os.environ (not assignments) so that subprocesses the tests start (runpinger, rqworker,
+the simulator) read the same configuration. Anything already set in the environment wins.
+"""
+
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "k" * 30)
+# A fixed, test-only Fernet key; production keys come from FIELD_ENCRYPTION_KEY(_FILE).
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "MHJXjwjtCfaQpZLg0T1ulGUo4YnJAINTAP-FiaxjrDs=")
+os.environ.setdefault("HTTPS", "0")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+
+from iseif.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
