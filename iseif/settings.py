@@ -209,16 +209,25 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
 # --- Mail (alerts) ---------------------------------------------------------------------------------------
-EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
-EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25)
-EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
-EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+# Django 6.1's MAILERS replaces the EMAIL_* settings; the variables keep their familiar names.
+_email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+_email_options = {}
+if _email_backend.endswith("smtp.EmailBackend"):
+    _email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25),
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_secret("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "timeout": 10,
+    }
+MAILERS = {"default": {"BACKEND": _email_backend, "OPTIONS": _email_options}}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "iseif-logger@localhost")
 ALERT_EMAILS = env_list("ALERT_EMAILS")
 
 # --- Logging ---------------------------------------------------------------------------------------------
+# SERVICE_LOG names the service whose file under LOG_ROOT this process writes (gunicorn sets "server").
+_SERVICE_LOG = env_str("SERVICE_LOG")
 # Console logging for every process; the long-running commands and gunicorn add their own file under LOG_ROOT
 # (see loggerapp.service_log), opened with WatchedFileHandler so that logrotate can move it.
 LOGGING = {
@@ -229,8 +238,19 @@ LOGGING = {
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        **(
+            {
+                "service_file": {
+                    "class": "loggerapp.service_log.MakingWatchedFileHandler",
+                    "filename": str(LOG_ROOT / _SERVICE_LOG / f"{_SERVICE_LOG}.log"),
+                    "formatter": "plain",
+                }
+            }
+            if _SERVICE_LOG
+            else {}
+        ),
     },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "root": {"handlers": ["console", *(["service_file"] if _SERVICE_LOG else [])], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},
         # botocore logs request headers at DEBUG; never let it inherit a DEBUG root.

@@ -51,13 +51,6 @@ def decrypt(token: str) -> str:
         ) from exc
 
 
-def rotate(token: str) -> str:
-    """Re-encrypt under the newest key (used by `manage.py reencrypt_passwords`)."""
-    if token == "":
-        return ""
-    return fernet().rotate(token.encode("ascii")).decode("ascii")
-
-
 class EncryptedTextField(models.TextField):
     """Plaintext in Python, Fernet ciphertext in the database."""
 

@@ -75,8 +75,11 @@ class Household(models.Model):
         validate_cloud_id(self.cloud_id)  # also for code paths that skip full_clean()
         super().save(*args, **kwargs)
 
+    def clean_fields(self, exclude=None) -> None:
+        self.cloud_id = normalize_cloud_id(self.cloud_id)  # "0A25F6" is the same EAGLE as "0a25f6"
+        super().clean_fields(exclude=exclude)
+
     def clean(self) -> None:
-        self.cloud_id = normalize_cloud_id(self.cloud_id)
         if self.protocol == Protocol.CLOUD and not self.user_email:
             raise ValidationError({"user_email": "The cloud relay needs the account e-mail."})
 
