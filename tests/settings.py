@@ -17,3 +17,5 @@ os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBa
 from iseif.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+WHITENOISE_AUTOREFRESH = True  # serve from the finders; tests never run collectstatic
+WHITENOISE_USE_FINDERS = True
