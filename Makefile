@@ -31,7 +31,7 @@ test: venv services lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # --- make run: the whole service on this machine, under the same supervisor file operations use ----------
-RUN_ENV = set -a; \
+RUN_ENV = set -a; SIMULATOR_AUTOSTART=$${SIMULATOR_AUTOSTART:-false}; \
 	[ -n "$${SECRET_KEY:-}$${SECRET_KEY_FILE:-}" ] || SECRET_KEY_FILE=$(DATA_DIR)/secret_key; \
 	[ -n "$${FIELD_ENCRYPTION_KEY:-}$${FIELD_ENCRYPTION_KEY_FILE:-}" ] || FIELD_ENCRYPTION_KEY_FILE=$(DATA_DIR)/field_encryption_key; \
 	HTTPS=$${HTTPS:-0}; LOG_ROOT=$${LOG_ROOT:-$(DATA_DIR)/logs}; WEB_BIND=$${WEB_BIND:-127.0.0.1:8000}; \
@@ -45,7 +45,7 @@ admin-user: migrate
 	@$(RUN_ENV); $(PY) manage.py ensure_admin
 
 run: admin-user
-	@$(RUN_ENV); mkdir -p "$$LOG_ROOT"; \
+	@$(RUN_ENV); mkdir -p "$$LOG_ROOT/supervisor"; \
 	  echo "Admin:  http://$$WEB_BIND/admin/   (status page: http://$$WEB_BIND/status/)"; \
 	  echo "Logs:   $$LOG_ROOT/{server,pinger,rotate,supervisor}/"; \
 	  echo "Stop with Ctrl-C."; \
