@@ -45,6 +45,7 @@ def test_the_pinger_gets_time_to_drain_before_a_kill(supervisor_env):
 
 def test_the_gunicorn_config_loads_and_logs_to_server_log(tmp_path, monkeypatch):
     monkeypatch.setenv("LOG_ROOT", str(tmp_path))
+    monkeypatch.delenv("SERVICE_LOG", raising=False)  # the config sets it; monkeypatch removes it afterwards
     config = REPO_ROOT / "deploy/gunicorn.conf.py"
     namespace = {"__file__": str(config)}
     exec(compile(config.read_text(), str(config), "exec"), namespace)  # noqa: S102
