@@ -1,0 +1,24 @@
+"""The EAGLE client: sans-IO protocol code (legacy.py, eagle200.py) driven by two thin transports.
+
+See /work/shared/eagle-api.md for the protocols and README (EAGLE client section) for the decisions.
+"""
+
+from loggerapp.eagle.client import AsyncEagleClient, BoundClient, SyncEagleClient, client_for
+from loggerapp.eagle.errors import BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
+from loggerapp.eagle.models import EagleTarget, Price, Reading, Summation
+
+__all__ = [
+    "AsyncEagleClient",
+    "BadCredentials",
+    "BadResponse",
+    "BoundClient",
+    "EagleError",
+    "EagleTarget",
+    "MeterNotJoined",
+    "Price",
+    "Reading",
+    "Summation",
+    "SyncEagleClient",
+    "Unreachable",
+    "client_for",
+]
