@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.fixtures.core",
+    "tests.fixtures.s3",
     "tests.fixtures.simulator",
 ]

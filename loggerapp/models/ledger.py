@@ -20,9 +20,13 @@ class HourFile(models.Model):
     # Kept as well as the foreign key: the file outlives a deleted household record.
     cloud_id = models.CharField(max_length=6)
     hour = models.DateTimeField(help_text="Start of the UTC hour the file covers.")
+    # lines, ok_lines, bytes and sha256 describe what the archive holds for this hour (after any merge).
     lines = models.IntegerField(default=0)
     ok_lines = models.IntegerField(default=0, help_text="Lines holding a reading (not a failed poll).")
-    bytes = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0, help_text="Size of the archived lines (uncompressed).")
+    stored_bytes = models.BigIntegerField(
+        default=0, help_text="Size of the object as stored: smaller than bytes when ARCHIVE_GZIP is on."
+    )
     sha256 = models.CharField(max_length=64, blank=True)
     key = models.CharField(max_length=512, blank=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)

@@ -1,0 +1,369 @@
+"""The hourly upload against a real S3 server (SeaweedFS on loopback) and the local-folder default.
+
+Runs use worker threads with their own database connections, so these tests use ``transactional_db``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.files.storage import storages
+from django.utils import timezone
+
+from loggerapp.models import HourFile
+from loggerapp.paths import hour_start
+from loggerapp.rotation import lines
+from loggerapp.rotation.archive import FileSystemArchive, VerificationFailed, store_verified, verify
+from loggerapp.rotation.job import run_rotation
+from loggerapp.rotation.lines import Digest
+from tests.fixtures.core import manage_command, subprocess_env
+from tests.fixtures.s3 import hour_content, reading_line
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NOW = hour_start(timezone.now())
+H1 = NOW - timedelta(hours=1)  # the last finished hour
+H2 = NOW - timedelta(hours=2)
+H3 = NOW - timedelta(hours=3)
+
+
+def key(cloud_id: str, hour) -> str:
+    return f"rainforest-logs/{cloud_id}/{hour:%Y/%m/%d}/iseif-rainforest-{cloud_id}-{hour:%Y-%m-%d-%H}.jl"
+
+
+@pytest.fixture(autouse=True)
+def rotation_settings(settings, log_root):
+    settings.ROTATION_GRACE_SECONDS = 0
+    settings.ARCHIVE_CONCURRENCY = 4
+    settings.ARCHIVE_GZIP = False
+    settings.ARCHIVE_PREFIX = "rainforest-logs"
+    settings.ROTATION_MAX_ARCHIVE_ERRORS = 20
+    settings.ROTATION_STALE_CLAIM_MINUTES = 30
+    return settings
+
+
+def test_uploads_to_the_exact_keys_verified_then_deletes(s3_archive, write_hour_file, make_household, log_root):
+    household = make_household("002506")
+    paths = {
+        ("002506", H1): write_hour_file("002506", H1, lines=600, failed_every=10),
+        ("00ab12", H1): write_hour_file("00ab12", H1, lines=300),
+        ("002506", H2): write_hour_file("002506", H2, lines=5),
+    }
+    contents = {name: path.read_bytes() for name, path in paths.items()}
+
+    summary = run_rotation()
+
+    assert summary.count("uploaded") == 3 and summary.failed == 0
+    assert s3_archive.keys() == sorted(key(cloud_id, hour) for cloud_id, hour in paths)
+    for (cloud_id, hour), content in contents.items():
+        head = s3_archive.client.head_object(Bucket=s3_archive.bucket, Key=key(cloud_id, hour))
+        assert head["ContentLength"] == len(content)
+        assert head["ETag"].strip('"') == hashlib.md5(content).hexdigest()  # noqa: S324
+        assert head["Metadata"]["sha256"] == hashlib.sha256(content).hexdigest()
+        assert head["ContentType"] == "application/x-ndjson"
+        assert s3_archive.get(key(cloud_id, hour)) == content
+        assert not paths[(cloud_id, hour)].exists()
+    assert sorted(p.name for p in log_root.iterdir()) == []  # empty hour directories removed
+
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.state == HourFile.State.UPLOADED
+    assert row.household == household
+    assert (row.lines, row.ok_lines) == (600, 540)
+    assert row.bytes == row.stored_bytes == len(contents[("002506", H1)])
+    assert row.sha256 == hashlib.sha256(contents[("002506", H1)]).hexdigest()
+    assert row.key == key("002506", H1)
+    assert row.attempts == 1 and row.uploaded_at is not None and not row.merged and row.reason == ""
+    assert row.coverage == pytest.approx(0.9)
+    assert HourFile.objects.get(cloud_id="00ab12", hour=H1).household is None  # kept without a household
+
+
+def test_never_touches_the_current_hour_nor_one_within_grace(s3_archive, write_hour_file, settings):
+    settings.ROTATION_GRACE_SECONDS = 120
+    current = write_hour_file("002506", NOW, lines=10)
+    last = write_hour_file("002506", H1, lines=10)
+    for path in (current, last):
+        os.utime(path, (time.time() - 600, time.time() - 600))  # closed long ago, as far as mtime can tell
+
+    early = run_rotation(now=NOW + timedelta(seconds=60))  # one minute into the hour: H1 still in its grace
+    assert early.files == 0 and s3_archive.keys() == [] and HourFile.objects.count() == 0
+    only_current = run_rotation(hour=NOW, now=NOW + timedelta(minutes=59))
+    assert only_current.files == 0
+
+    later = run_rotation(now=NOW + timedelta(minutes=5))
+    assert later.count("uploaded") == 1
+    assert s3_archive.keys() == [key("002506", H1)]
+    assert current.exists() and current.read_bytes() == hour_content("002506", NOW, 10)
+    assert not last.exists()
+
+
+def test_a_file_still_being_written_waits_for_the_next_run(s3_archive, write_hour_file, settings):
+    settings.ROTATION_GRACE_SECONDS = 300
+    path = write_hour_file("002506", H3, lines=10)  # modified just now, although its hour ended long ago
+    assert run_rotation().files == 0 and path.exists()
+    old = time.time() - 600
+    os.utime(path, (old, old))
+    assert run_rotation().count("uploaded") == 1 and not path.exists()
+
+
+def test_hour_option_limits_the_run(s3_archive, write_hour_file):
+    write_hour_file("002506", H1, lines=3)
+    older = write_hour_file("002506", H2, lines=3)
+    summary = run_rotation(hour=H1)
+    assert summary.count("uploaded") == 1 and older.exists()
+    assert s3_archive.keys() == [key("002506", H1)]
+
+
+@pytest.mark.parametrize("fault", ["wrong_secret", "missing_bucket"])
+def test_refused_upload_keeps_the_file_and_records_why(s3_archive, write_hour_file, settings, fault):
+    path = write_hour_file("002506", H1, lines=20)
+    archive = dict(settings.STORAGES["archive"])
+    options = dict(archive["OPTIONS"])
+    if fault == "wrong_secret":
+        options["secret_key"] = "not-the-secret"
+    else:
+        options["bucket_name"] = "no-such-bucket-here"
+    settings.STORAGES = {**settings.STORAGES, "archive": {**archive, "OPTIONS": options}}
+
+    summary = run_rotation()
+
+    assert summary.failed == 1 and path.exists()
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.state == HourFile.State.FAILED and row.attempts == 1
+    assert ("SignatureDoesNotMatch" if fault == "wrong_secret" else "NoSuchBucket") in row.reason
+    assert "not-the-secret" not in row.reason
+    assert s3_archive.keys() == []
+
+    settings.STORAGES = {**settings.STORAGES, "archive": archive}  # fixed: the next run retries
+    retry = run_rotation()
+    assert retry.count("uploaded") == 1 and not path.exists()
+    row.refresh_from_db()
+    assert row.state == HourFile.State.UPLOADED and row.attempts == 2 and row.reason == ""
+
+
+def test_backlog_after_an_outage_goes_up_in_one_run(s3_archive, write_hour_file, settings):
+    settings.ROTATION_MAX_ARCHIVE_ERRORS = 2
+    paths = [write_hour_file(cloud_id, hour, lines=30) for hour in (H1, H2, H3) for cloud_id in ("002506", "00ab12")]
+    s3_archive.server.stop()
+    try:
+        down = run_rotation(concurrency=1)
+    finally:
+        s3_archive.server.start()
+    # The first two failures open the breaker: the other files are left for the next run, untouched.
+    assert down.failed == 2 and down.count("deferred") == 4
+    assert all(path.exists() for path in paths)
+    failed = HourFile.objects.filter(state=HourFile.State.FAILED)
+    assert failed.count() == 2 and all("unreachable" in row.reason for row in failed)
+
+    up = run_rotation()
+    assert up.count("uploaded") == 6 and up.failed == 0
+    assert not any(path.exists() for path in paths)
+    assert len(s3_archive.keys()) == 6
+    assert HourFile.objects.filter(state=HourFile.State.UPLOADED).count() == 6
+
+
+def test_different_object_at_the_key_is_merged_not_overwritten(s3_archive, write_hour_file):
+    start = H1.timestamp()
+    stored = b"".join(reading_line("002506", start + i * 6) for i in (0, 2, 4, 5))  # another host's lines
+    ours = b"".join(reading_line("002506", start + i * 6) for i in (1, 2, 3, 5, 6))  # 2 and 5 in both
+    s3_archive.client.put_object(Bucket=s3_archive.bucket, Key=key("002506", H1), Body=stored)
+    path = write_hour_file("002506", H1, content=ours)
+
+    summary = run_rotation()
+
+    assert summary.count("merged") == 1 and not path.exists()
+    merged = s3_archive.get(key("002506", H1))
+    assert merged == b"".join(reading_line("002506", start + i * 6) for i in range(7))
+    head = s3_archive.client.head_object(Bucket=s3_archive.bucket, Key=key("002506", H1))
+    assert head["ETag"].strip('"') == hashlib.md5(merged).hexdigest()  # noqa: S324
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.merged and row.lines == 7 and row.bytes == len(merged)
+    assert row.sha256 == hashlib.sha256(merged).hexdigest()
+
+
+def test_identical_object_counts_as_done_without_rewriting(s3_archive, write_hour_file):
+    content = hour_content("002506", H1, 40)
+    s3_archive.client.put_object(Bucket=s3_archive.bucket, Key=key("002506", H1), Body=content)
+    before = s3_archive.client.head_object(Bucket=s3_archive.bucket, Key=key("002506", H1))
+    path = write_hour_file("002506", H1, content=content)
+
+    summary = run_rotation()
+
+    assert summary.count("present") == 1 and not path.exists()
+    after = s3_archive.client.head_object(Bucket=s3_archive.bucket, Key=key("002506", H1))
+    assert after["LastModified"] == before["LastModified"] and after["ETag"] == before["ETag"]
+    assert HourFile.objects.get(cloud_id="002506", hour=H1).state == HourFile.State.UPLOADED
+
+
+class CorruptingArchive(FileSystemArchive):
+    """A folder that loses the last byte of every object it stores (a failing disk)."""
+
+    def create(self, name, body, digest, content_encoding):
+        super().create(name, body[:-1], digest, content_encoding)
+
+
+def test_file_is_deleted_only_after_verification(folder_archive, write_hour_file):
+    path = write_hour_file("002506", H1, lines=10)
+    summary = run_rotation(archive=CorruptingArchive(storages["archive"]))
+    assert summary.failed == 1 and path.exists()
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.state == HourFile.State.FAILED and "stored" in row.reason and "sent" in row.reason
+
+
+def test_verify_compares_size_and_checksums(s3_archive):
+    from loggerapp.rotation.archive import configured_archive
+
+    archive = configured_archive()
+    body = b'{"ok": true}\n'
+    result = store_verified(archive, "x/one.jl", body)
+    assert result.outcome == "created"
+    verify(archive, "x/one.jl", Digest.of(body))
+    with pytest.raises(VerificationFailed):
+        verify(archive, "x/one.jl", Digest.of(body + b"\n"))
+    with pytest.raises(VerificationFailed):
+        verify(archive, "x/one.jl", Digest.of(body.replace(b"true", b"fals")))
+
+
+def test_local_folder_default_uses_the_same_layout_and_rules(folder_archive, write_hour_file, log_root):
+    content = hour_content("002506", H1, 12)
+    write_hour_file("002506", H1, content=content)
+    write_hour_file("00ab12", H2, lines=3)
+
+    summary = run_rotation()
+
+    assert summary.count("uploaded") == 2
+    assert (folder_archive / key("002506", H1)).read_bytes() == content
+    assert (folder_archive / key("00ab12", H2)).exists()
+    assert not any(p.name.endswith(".tmp") for p in folder_archive.rglob("*"))
+    assert list(log_root.iterdir()) == []
+
+    # A second host's file for the same hour is merged into the existing one, never overwriting it.
+    start = H1.timestamp()
+    late = reading_line("002506", start + 3)
+    write_hour_file("002506", H1, content=late)
+    assert run_rotation().count("merged") == 1
+    stored = (folder_archive / key("002506", H1)).read_bytes()
+    assert stored.count(b"\n") == 13 and late in stored
+    assert lines.merge(content, late) == stored
+
+
+def test_folder_archive_create_is_create_only_and_replace_is_conditional(folder_archive):
+    from loggerapp.rotation.archive import ObjectChanged, ObjectExists, configured_archive
+
+    archive = configured_archive()
+    archive.create("a/b.jl", b"one\n", Digest.of(b"one\n"), None)
+    with pytest.raises(ObjectExists):
+        archive.create("a/b.jl", b"two\n", Digest.of(b"two\n"), None)
+    body, version = archive.read("a/b.jl")
+    assert body == b"one\n"
+    archive.replace("a/b.jl", b"three\n", Digest.of(b"three\n"), None, if_match=version)
+    with pytest.raises(ObjectChanged):  # the version read before is stale now
+        archive.replace("a/b.jl", b"four\n", Digest.of(b"four\n"), None, if_match=version)
+    assert (folder_archive / "a/b.jl").read_bytes() == b"three\n"
+
+
+def test_gzip_option(s3_archive, write_hour_file, settings):
+    settings.ARCHIVE_GZIP = True
+    content = hour_content("002506", H1, 600)
+    path = write_hour_file("002506", H1, content=content)
+
+    assert run_rotation().count("uploaded") == 1 and not path.exists()
+
+    gz_key = key("002506", H1) + ".gz"
+    assert s3_archive.keys() == [gz_key]
+    head = s3_archive.client.head_object(Bucket=s3_archive.bucket, Key=gz_key)
+    body = s3_archive.get(gz_key)
+    assert head["ContentEncoding"] == "gzip" and head["ContentType"] == "application/x-ndjson"
+    assert head["ETag"].strip('"') == hashlib.md5(body).hexdigest()  # noqa: S324  (verified on the stored bytes)
+    assert gzip.decompress(body) == content
+    row = HourFile.objects.get()
+    assert row.key == gz_key and row.bytes == len(content) and row.stored_bytes == len(body) < len(content) // 4
+
+    # A rerun with the same lines finds them present in the gzipped object.
+    write_hour_file("002506", H1, content=content)
+    assert run_rotation().count("present") == 1
+
+
+def test_claims_one_winner_and_stale_claims_are_reclaimed(db):
+    from loggerapp.rotation import ledger
+
+    row = HourFile.objects.create(cloud_id="002506", hour=H1)
+    seen_by_a = HourFile.objects.get(pk=row.pk)
+    seen_by_b = HourFile.objects.get(pk=row.pk)
+    assert ledger.claim(seen_by_a, "run-a", stale_minutes=30)
+    assert not ledger.claim(seen_by_b, "run-b", stale_minutes=30)  # same version read: the loser moves on
+    fresh = HourFile.objects.get(pk=row.pk)
+    assert not ledger.claim(fresh, "run-b", stale_minutes=30)  # held, not stale
+    HourFile.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(minutes=31))
+    stale = HourFile.objects.get(pk=row.pk)
+    assert ledger.claim(stale, "run-b", stale_minutes=30)
+    taken = HourFile.objects.get(pk=row.pk)
+    assert taken.claimed_by == "run-b" and taken.attempts == 2
+    assert not ledger.mark_failed(seen_by_a, "run-a", "too late")  # run-a lost its claim
+
+    # A run that saw the row while run-b held it cannot claim it once run-b is done (nor put it back later).
+    seen_during_claim = HourFile.objects.get(pk=row.pk)
+    assert ledger.mark_failed(seen_during_claim, "run-b", "refused")
+    assert not ledger.claim(seen_during_claim, "run-c", stale_minutes=0)
+    assert HourFile.objects.get(pk=row.pk).state == HourFile.State.FAILED
+
+
+def test_two_concurrent_runs_never_upload_the_same_file(s3_archive, write_hour_file, log_root):
+    expected = set()
+    for i in range(150):
+        cloud_id = f"{i:06x}"
+        write_hour_file(cloud_id, H1, lines=60)
+        expected.add(key(cloud_id, H1))
+    env = subprocess_env(
+        LOG_ROOT=str(log_root), ROTATION_GRACE_SECONDS="0", ARCHIVE_CONCURRENCY="3", **s3_archive.env()
+    )
+    runs = [
+        subprocess.Popen(
+            manage_command("rotate_logs", "--json"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    summaries = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
+
+    assert all(summary["files"] > 0 for summary in summaries)  # both runs saw the hour's files: they overlapped
+    uploaded = sum(summary["counts"].get("uploaded", 0) for summary in summaries)
+    assert uploaded == 150
+    assert all(summary["counts"].get("present", 0) == 0 for summary in summaries)  # no file was sent twice
+    assert set(s3_archive.keys()) == expected
+    assert set(HourFile.objects.values_list("attempts", flat=True)) == {1}
+    assert set(HourFile.objects.values_list("state", flat=True)) == {HourFile.State.UPLOADED}
+    log_text = (log_root / "rotate" / "rotate.log").read_text()
+    assert log_text.count("rotated ") == 2  # each run's summary line reached rotate/rotate.log
+
+
+def test_dry_run_lists_and_changes_nothing(s3_archive, write_hour_file, log_root):
+    path = write_hour_file("002506", H1, lines=5)
+    result = subprocess.run(
+        manage_command("rotate_logs", "--dry-run"),
+        env=subprocess_env(LOG_ROOT=str(log_root), ROTATION_GRACE_SECONDS="0", **s3_archive.env()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert key("002506", H1) in result.stdout and "ledger: new" in result.stdout
+    assert path.exists() and s3_archive.keys() == [] and HourFile.objects.count() == 0
+
+
+def test_bad_hour_option_is_refused(log_root):
+    result = subprocess.run(
+        manage_command("rotate_logs", "--hour", "2026-13-01"),
+        env=subprocess_env(LOG_ROOT=str(log_root)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "YYYY-MM-DD-HH" in result.stderr
