@@ -3,5 +3,6 @@
 pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.s3",
+    "tests.fixtures.api",
     "tests.fixtures.simulator",
 ]

@@ -1,0 +1,75 @@
+"""The admin for API tokens: create one (its raw value is shown once, in a message after saving), see when it
+was last used, revoke it. The stored hash is never displayed; the prefix is what staff recognise a token by.
+Registered with the admin site when loggerapp.admin imports this module."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from loggerapp.models import ApiToken
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("revoked", "revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "user", "prefix_shown", "state", "created", "last_used", "revoked_at"]
+    list_filter = [RevokedFilter, "created"]
+    search_fields = ["name", "prefix", "user__username"]
+    list_select_related = ["user"]
+    actions = ["revoke_tokens"]
+    # key_hash appears in no field list, list column or search field: staff never see more than the prefix.
+    add_fields = ["user", "name"]
+    change_fields = ["user", "name", "prefix_shown", "state", "created", "last_used", "revoked_at"]
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        return self.add_fields if obj is None else self.change_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> list[str]:
+        if obj is None:
+            return []
+        # A token's owner and key are fixed; revoking goes through the action so it is always stamped now.
+        return ["user", "prefix_shown", "state", "created", "last_used", "revoked_at"]
+
+    @admin.display(description="prefix", ordering="prefix")
+    def prefix_shown(self, token: ApiToken) -> str:
+        return f"{token.prefix}…" if token.prefix else "—"
+
+    @admin.display(description="state")
+    def state(self, token: ApiToken) -> str:
+        if token.revoked_at is not None:
+            return "revoked"
+        return "active" if token.user.is_active else "user inactive"
+
+    def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
+        """On creation: generate the key and show the raw value once; only its hash is stored."""
+        raw = None if change else obj.assign_new_key()
+        super().save_model(request, obj, form, change)
+        if raw is not None:
+            self.message_user(
+                request,
+                f"API token for {obj.user}: {raw} — copy it now; it is stored only as a hash and will not be shown "
+                "again. Send it as 'Authorization: Bearer <token>'.",
+                messages.SUCCESS,
+            )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)

@@ -1,0 +1,6 @@
+"""The REST API: bearer-token (or staff-session) authenticated JSON over plain Django views.
+
+auth.py (who is asking), throttle.py (how often live reads may reach a device), live.py (one bounded live read),
+latest.py (the last logged reading, from the hour files), serializers.py (to_dict functions), responses.py
+(JSON bodies and headers), schema.py + openapi.json (the contract), views.py (thin), urls.py.
+"""

@@ -1,0 +1,42 @@
+"""JSON responses with the API's headers: every answer, error or not, is JSON and is never cached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import JsonResponse
+
+# Kinds of error the API reports in {"error": {"kind": ..., "message": ...}}; the EAGLE kinds are the
+# Status values of loggerapp.models (unreachable, bad_credentials, meter_not_joined, bad_response).
+INVALID_CLOUD_ID = "invalid_cloud_id"
+INVALID_PARAMETER = "invalid_parameter"
+UNAUTHORIZED = "unauthorized"
+NOT_FOUND = "not_found"
+METHOD_NOT_ALLOWED = "method_not_allowed"
+THROTTLED = "throttled"
+THROTTLE_UNAVAILABLE = "throttle_unavailable"
+INTERNAL_ERROR = "internal_error"
+
+API_HEADERS = {
+    # Readings and household records are per-user data: no browser or proxy may keep a copy.
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    # SecurityMiddleware sets nosniff too; repeated here so the API keeps it if that setting changes.
+    "X-Content-Type-Options": "nosniff",
+    # A JSON document never needs to load anything nor be framed.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def api_json(payload: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> JsonResponse:
+    response = JsonResponse(payload, status=status)
+    for name, value in {**API_HEADERS, **(headers or {})}.items():
+        response[name] = value
+    return response
+
+
+def api_error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JsonResponse:
+    """The one error shape: {"error": {"kind": ..., "message": ..., ...extra}}. Messages never hold secrets."""
+    return api_json({"error": {"kind": kind, "message": message, **extra}}, status=status, headers=headers)

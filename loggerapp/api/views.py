@@ -1,0 +1,221 @@
+"""Thin views: check the method, authenticate, validate the input, call one function, return JSON.
+
+Every answer under /api/ is JSON, including 401/404/405/500 (see api_endpoint and not_found), and carries the
+headers of responses.API_HEADERS.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from loggerapp.api import responses as r
+from loggerapp.api.auth import AuthenticationFailed, authenticate
+from loggerapp.api.latest import latest_reading
+from loggerapp.api.live import live_read
+from loggerapp.api.schema import openapi_document
+from loggerapp.api.serializers import household_to_dict, latest_to_dict, live_read_to_dict
+from loggerapp.api.throttle import Throttled, ThrottleUnavailable, acquire_live_read
+from loggerapp.models import Household, Status
+from loggerapp.validators import is_cloud_id
+
+logger = logging.getLogger(__name__)
+
+READ_METHODS = ("GET", "HEAD")
+# Live-read failures: the device or relay is the upstream, so they are gateway errors.
+EAGLE_ERROR_STATUS = {
+    Status.UNREACHABLE: 504,
+    Status.BAD_CREDENTIALS: 502,
+    Status.METER_NOT_JOINED: 502,
+    Status.BAD_RESPONSE: 502,
+}
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+class InvalidParameter(ValueError):
+    pass
+
+
+def api_endpoint(methods: tuple[str, ...] = READ_METHODS, public: bool = False) -> Callable:
+    """Wrap a view: 405 for other methods, 401 unless authenticated, JSON 500 instead of an HTML page.
+
+    csrf_exempt: no API view changes state (GET/HEAD only), and without it a POST would meet the CSRF
+    middleware's HTML 403 instead of our JSON 405.
+    """
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if request.method not in methods:
+                return r.api_error(
+                    405,
+                    r.METHOD_NOT_ALLOWED,
+                    f"{request.method} is not allowed here; use {', '.join(methods)}.",
+                    headers={"Allow": ", ".join(methods)},
+                )
+            if not public:
+                try:
+                    request.api_principal = authenticate(request)
+                except AuthenticationFailed as exc:
+                    return r.api_error(401, r.UNAUTHORIZED, exc.message, {"WWW-Authenticate": exc.www_authenticate})
+            try:
+                return view(request, *args, **kwargs)
+            except InvalidParameter as exc:
+                return r.api_error(400, r.INVALID_PARAMETER, str(exc))
+            except Exception:
+                logger.exception("api: %s %s failed", request.method, request.path)
+                return r.api_error(500, r.INTERNAL_ERROR, "Internal error; it has been logged.")
+
+        return wrapper
+
+    return decorate
+
+
+def parse_cloud_id(value: str) -> str | None:
+    """The normalised cloud id, or None. ASCII only, so no Unicode case mapping can turn into hex digits."""
+    if not value.isascii():
+        return None
+    value = value.lower()
+    return value if is_cloud_id(value) else None
+
+
+def _invalid_cloud_id() -> HttpResponse:
+    return r.api_error(400, r.INVALID_CLOUD_ID, "A cloud id is exactly 6 hexadecimal digits, for example 002506.")
+
+
+def _unknown_household(cloud_id: str) -> HttpResponse:
+    return r.api_error(404, r.NOT_FOUND, f"No household with cloud id {cloud_id}.")
+
+
+def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}.")
+    value = int(raw)
+    if not low <= value <= high:
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}.")
+    return value
+
+
+def _page_link(request: HttpRequest, page: int | None) -> str | None:
+    if page is None:
+        return None
+    query = request.GET.copy()
+    query["page"] = str(page)
+    return f"{request.path}?{urlencode(sorted(query.items()))}"
+
+
+@api_endpoint()
+def households(request: HttpRequest) -> HttpResponse:
+    """Households, ordered by cloud id, a page at a time; ?status=<Status>, ?active=true|false."""
+    page = _int_param(request, "page", 1, 1, 10**9)
+    page_size = _int_param(request, "page_size", settings.API_PAGE_SIZE, 1, settings.API_MAX_PAGE_SIZE)
+    queryset = Household.objects.select_related("stats").order_by("cloud_id")
+    status = request.GET.get("status")
+    if status is not None:
+        if status not in Status.values:
+            raise InvalidParameter(f"status must be one of {', '.join(Status.values)}.")
+        matches = Q(stats__status=status)
+        if status == Status.NEVER_POLLED:
+            matches |= Q(stats__isnull=True)  # no statistics row yet: never polled either
+        queryset = queryset.filter(matches)
+    active = request.GET.get("active")
+    if active is not None:
+        if active.lower() not in _BOOLEANS:
+            raise InvalidParameter("active must be true or false.")
+        queryset = queryset.filter(active=_BOOLEANS[active.lower()])
+    count = queryset.count()
+    num_pages = max(1, -(-count // page_size))
+    start = (page - 1) * page_size
+    results = [household_to_dict(h) for h in queryset[start : start + page_size]] if start < count else []
+    return r.api_json(
+        {
+            "count": count,
+            "page": page,
+            "page_size": page_size,
+            "num_pages": num_pages,
+            "next": _page_link(request, page + 1 if page < num_pages else None),
+            "previous": _page_link(request, min(page - 1, num_pages) if page > 1 else None),
+            "results": results,
+        }
+    )
+
+
+@api_endpoint()
+def household_detail(request: HttpRequest, cloud_id: str) -> HttpResponse:
+    """One household with its status and statistics."""
+    cloud_id = parse_cloud_id(cloud_id)
+    if cloud_id is None:
+        return _invalid_cloud_id()
+    household = Household.objects.select_related("stats").filter(cloud_id=cloud_id).first()
+    if household is None:
+        return _unknown_household(cloud_id)
+    return r.api_json(household_to_dict(household))
+
+
+@api_endpoint()
+def household_latest(request: HttpRequest, cloud_id: str) -> HttpResponse:
+    """The last logged reading (hour files, then statistics); never asks the device."""
+    cloud_id = parse_cloud_id(cloud_id)
+    if cloud_id is None:
+        return _invalid_cloud_id()
+    household = Household.objects.filter(cloud_id=cloud_id).first()
+    if household is None:
+        return _unknown_household(cloud_id)
+    latest = latest_reading(household, settings.LOG_ROOT)
+    if latest is None:
+        return r.api_error(404, r.NOT_FOUND, f"No reading has been logged for {cloud_id} yet.")
+    return r.api_json(latest_to_dict(latest))
+
+
+@api_endpoint(methods=("GET",))  # not HEAD: a HEAD would spend a live read on nothing
+def event(request: HttpRequest, cloud_id: str) -> HttpResponse:
+    """A live read of the household's EAGLE now, rate limited per household and per client."""
+    cloud_id = parse_cloud_id(cloud_id)
+    if cloud_id is None:
+        return _invalid_cloud_id()
+    household = Household.objects.filter(cloud_id=cloud_id).first()
+    if household is None:
+        return _unknown_household(cloud_id)
+    try:
+        acquire_live_read(cloud_id, request.api_principal.throttle_key)
+    except Throttled as exc:
+        what = "this household" if exc.scope == "household" else "this client"
+        return r.api_error(
+            429,
+            r.THROTTLED,
+            f"Too many live reads for {what}; retry after {exc.retry_after_header} s.",
+            headers={"Retry-After": exc.retry_after_header},
+            scope=exc.scope,
+            retry_after=exc.retry_after_s,
+        )
+    except ThrottleUnavailable as exc:
+        logger.error("api: live-read rate limiter unavailable (%s); refusing live reads", exc)
+        return r.api_error(503, r.THROTTLE_UNAVAILABLE, "Live reads are unavailable right now; retry later.")
+    live = live_read(household)
+    if live.reading is None:
+        logger.info("api: live read of %s failed: %s", cloud_id, live.error_kind)
+        return r.api_error(EAGLE_ERROR_STATUS.get(live.error_kind, 502), live.error_kind, live.error_message)
+    return r.api_json(live_read_to_dict(live))
+
+
+@api_endpoint(public=True)
+def schema(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI 3.1 document (public: it describes the API, it holds no data)."""
+    return r.api_json(openapi_document())
+
+
+@csrf_exempt
+def not_found(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+    """Anything else under /api/: a JSON 404, never the site's HTML page."""
+    return r.api_error(404, r.NOT_FOUND, "No such API endpoint; see /api/schema.")
