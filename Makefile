@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/data
 export DATA_DIR
 
-.PHONY: run demo test lint format venv services migrate admin-user clean-venv
+.PHONY: run demo test lint format venv services system-packages migrate admin-user clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@python=$$(sh scripts/find-python.sh) && echo "Using $$python" && \
@@ -18,6 +18,9 @@ venv: $(VENV)/.installed
 services:
 	@sh scripts/ensure-services.sh
 
+system-packages:
+	@sh scripts/ensure-system-packages.sh
+
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -27,8 +30,8 @@ format: venv
 	$(VENV)/bin/ruff check --fix .
 
 # The whole suite, against real PostgreSQL, Redis, SeaweedFS and the EAGLE simulator.
-test: venv services lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+test: venv services system-packages lint
+	REQUIRE_BROWSER=$${REQUIRE_BROWSER:-1} $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # --- make run: the whole service on this machine, under the same supervisor file operations use ----------
 RUN_ENV = set -a; SIMULATOR_AUTOSTART=$${SIMULATOR_AUTOSTART:-false}; \

@@ -179,6 +179,17 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# --- Hourly upload (loggerapp/rotation) ------------------------------------------------------------------
+# RQ cron string (UTC) and queue of the upload job; the job itself catches up on every finished hour.
+ROTATION_CRON = env_str("ROTATION_CRON", "5 * * * *")
+ROTATION_QUEUE = env_str("ROTATION_QUEUE", "default")
+ROTATION_JOB_TIMEOUT = env_int("ROTATION_JOB_TIMEOUT", 3300)  # seconds; a run never outlives the next one's slot
+# A file claimed by a run that died is claimable again after this long.
+ROTATION_STALE_CLAIM_MINUTES = env_int("ROTATION_STALE_CLAIM_MINUTES", 30)
+# After this many archive-wide failures in a row (unreachable, refused credentials, missing bucket), a run
+# stops trying the rest of its files; they stay on disk for the next run.
+ROTATION_MAX_ARCHIVE_ERRORS = env_int("ROTATION_MAX_ARCHIVE_ERRORS", 20)
+
 # --- EAGLE -----------------------------------------------------------------------------------------------
 EAGLE_CLOUD_URL = env_str("EAGLE_CLOUD_URL", "https://rainforestcloud.com:9445/cgi-bin/post_manager")
 EAGLE_CONNECT_TIMEOUT = env_float("EAGLE_CONNECT_TIMEOUT", 2.0)
@@ -189,13 +200,58 @@ PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)
 PINGER_REFRESH = env_float("PINGER_REFRESH", 60.0)
 PINGER_MAX_IN_FLIGHT = env_int("PINGER_MAX_IN_FLIGHT", 1024)
 PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
+# Back-off ceiling for bad credentials (2, 4, 8... intervals up to this), how often statistics and the heartbeat
+# are written (at most this far apart, and at least once per interval), and the summary line's period.
+PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
+PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
+PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
+
+# --- REST API (loggerapp/api) ----------------------------------------------------------------------------
+# A live read asks the household's EAGLE now: at most one per household per API_LIVE_READ_MIN_INTERVAL seconds
+# (others get 429 + Retry-After), at most API_LIVE_READS_PER_MINUTE per token or staff user, and never longer
+# than API_LIVE_READ_DEADLINE seconds in total (then 504). Counters live in Redis (REDIS_URL) under
+# API_REDIS_PREFIX.
+API_LIVE_READ_MIN_INTERVAL = env_float("API_LIVE_READ_MIN_INTERVAL", 2.0)
+API_LIVE_READS_PER_MINUTE = env_int("API_LIVE_READS_PER_MINUTE", 60)
+API_LIVE_READ_DEADLINE = env_float("API_LIVE_READ_DEADLINE", 8.0)
+API_REDIS_PREFIX = env_str("API_REDIS_PREFIX", "iseif:api:")
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
+
+# --- Operations: health, metrics, status page, alerts, doctor (loggerapp/ops) ----------------------------
+# Alerts (manage.py check_alerts, or the RQ cron job in loggerapp/ops/cron.py): a household is silent after
+# ALERT_SILENCE_MINUTES without a successful reading; uploads are failing when a finished hour's file is still
+# not uploaded ALERT_UPLOAD_FAILING_MINUTES after it was due. Mails go to ALERT_EMAILS (see Mail below).
+ALERT_SILENCE_MINUTES = env_int("ALERT_SILENCE_MINUTES", 10)
+ALERT_UPLOAD_FAILING_MINUTES = env_int("ALERT_UPLOAD_FAILING_MINUTES", 60)
+ALERT_MAX_LISTED = env_int("ALERT_MAX_LISTED", 50)  # households named one by one in a grouped mail
+ALERT_CRON = env_str("ALERT_CRON", "* * * * *")  # UTC cron string of the alert job
+ALERT_QUEUE = env_str("ALERT_QUEUE", "default")  # RQ queue of the alert job (one of RQ_QUEUES)
+# /healthz: a pinger heartbeat is stale after HEALTH_HEARTBEAT_INTERVALS of its own interval (never sooner
+# than HEALTH_HEARTBEAT_MIN_SECONDS); heartbeats older than HEALTH_HEARTBEAT_FORGET_MINUTES belong to retired
+# shards and are ignored. HEALTH_REQUIRE_PINGER=0 for a web-only host where no pinger runs.
+HEALTH_HEARTBEAT_INTERVALS = env_float("HEALTH_HEARTBEAT_INTERVALS", 2.0)
+HEALTH_HEARTBEAT_MIN_SECONDS = env_float("HEALTH_HEARTBEAT_MIN_SECONDS", 10.0)
+HEALTH_HEARTBEAT_FORGET_MINUTES = env_int("HEALTH_HEARTBEAT_FORGET_MINUTES", 60)
+HEALTH_REQUIRE_PINGER = env_bool("HEALTH_REQUIRE_PINGER", True)
+HEALTH_REDIS_TIMEOUT = env_float("HEALTH_REDIS_TIMEOUT", 1.0)
+# /metrics: staff session or API token always; plain requests from loopback only when this is on (and they
+# carry no X-Forwarded-For/Forwarded/X-Real-IP header, i.e. they did not come through a reverse proxy).
+METRICS_ALLOW_LOOPBACK = env_bool("METRICS_ALLOW_LOOPBACK", True)
+# /status/: rows per page (sparklines and coverage strips are drawn for these rows only) and auto-refresh.
+STATUS_PAGE_SIZE = env_int("STATUS_PAGE_SIZE", 100)
+STATUS_REFRESH_SECONDS = env_int("STATUS_REFRESH_SECONDS", 30)
+STATUS_CHART_CACHE_SECONDS = env_int("STATUS_CHART_CACHE_SECONDS", 20)
+ADMIN_CHART_HOURS = env_int("ADMIN_CHART_HOURS", 6)  # the household admin page's demand chart
+# manage.py doctor fails when LOG_ROOT's file system has less free space than this.
+DOCTOR_MIN_FREE_MB = env_int("DOCTOR_MIN_FREE_MB", 1024)
 
 # --- HTTPS and security headers --------------------------------------------------------------------------
 # HTTPS=1 (the default) is production behind TLS: redirect to https, secure cookies, HSTS. `make run` on a
 # laptop sets HTTPS=0 so the admin works on http://127.0.0.1.
 _HTTPS = env_bool("HTTPS", True)
 SECURE_SSL_REDIRECT = _HTTPS and not DEBUG
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain http
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # load balancers and a local Prometheus use plain http
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS else 0)

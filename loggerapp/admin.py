@@ -12,8 +12,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from loggerapp import admin_tokens  # noqa: F401  (registers the API token admin)
+from loggerapp.admin_ledger import HourFileInline, hour_coverage_strip  # also registers the ledger admin
 from loggerapp.models import Household, HouseholdStats, Status
 from loggerapp.services.connection_test import test_connection
 
@@ -128,7 +131,7 @@ def _stats(household: Household) -> HouseholdStats | None:
 @admin.register(Household)
 class HouseholdAdmin(admin.ModelAdmin):
     form = HouseholdForm
-    inlines = [StatsInline]
+    inlines = [StatsInline, HourFileInline]
     list_display = [
         "cloud_id",
         "label",
@@ -142,7 +145,7 @@ class HouseholdAdmin(admin.ModelAdmin):
     list_filter = [StatusFilter, "protocol", "active"]
     search_fields = ["cloud_id", "user_email", "label"]
     list_select_related = ["stats"]
-    readonly_fields = ["created", "updated"]
+    readonly_fields = ["created", "updated", "demand_chart", "hours_complete"]
     actions = ["activate", "deactivate", "test_connection_now"]
     list_per_page = 100
 
@@ -151,7 +154,18 @@ class HouseholdAdmin(admin.ModelAdmin):
             (None, {"fields": ["cloud_id", "label", "active", "notes"]}),
             ("Connection", {"fields": ["protocol", "user_email", "password", "address", "meter_address"]}),
             ("Record", {"fields": ["created", "updated"]}),
+            *([("Demand and uploads, last hours", {"fields": ["demand_chart", "hours_complete"]})] if obj else []),
         ]
+
+    @admin.display(description="demand (UTC)")
+    def demand_chart(self, household: Household) -> str:
+        from loggerapp.ops.charts import admin_chart_for
+
+        return mark_safe(admin_chart_for(household.cloud_id))  # noqa: S308 (charts.py escapes every text)
+
+    @admin.display(description="hours uploaded (last 2 days)")
+    def hours_complete(self, household: Household) -> str:
+        return hour_coverage_strip(household, days=2)
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.s3",
+    "tests.fixtures.browser",
     "tests.fixtures.api",
     "tests.fixtures.simulator",
 ]

@@ -26,6 +26,10 @@ def _form(**overrides) -> dict:
         "stats-INITIAL_FORMS": "0",
         "stats-MIN_NUM_FORMS": "0",
         "stats-MAX_NUM_FORMS": "1",
+        "hour_files-TOTAL_FORMS": "0",
+        "hour_files-INITIAL_FORMS": "0",
+        "hour_files-MIN_NUM_FORMS": "0",
+        "hour_files-MAX_NUM_FORMS": "0",
     }
     data.update(overrides)
     return data
@@ -157,3 +161,30 @@ def test_activate_and_deactivate_actions(staff_client, make_household):
     a.refresh_from_db()
     b.refresh_from_db()
     assert (a.active, b.active) == (False, True)
+
+
+def test_test_connection_now_reports_the_reading_or_the_classified_error(
+    staff_client, make_household, eagle_simulator, settings
+):
+    settings.EAGLE_CLOUD_URL = eagle_simulator.cloud_url
+    healthy = make_household("000001", password="right-pw-1")
+    broken = make_household("000002", password="right-pw-2")
+    wrong = make_household("000003", password="not-what-the-relay-has")
+    relay_passwords = {healthy: "right-pw-1", broken: "right-pw-2", wrong: "what-the-relay-has"}
+    for household, password in relay_passwords.items():
+        eagle_simulator.add_household(
+            household.cloud_id, protocol="cloud", user_email=household.user_email, password=password
+        )
+    eagle_simulator.set_fault(broken.cloud_id, "http_500")
+
+    response = staff_client.post(
+        "/admin/loggerapp/household/",
+        {"action": "test_connection_now", "_selected_action": [healthy.pk, broken.pk, wrong.pk]},
+        follow=True,
+    )
+    shown = {str(message).split(":")[0]: str(message) for message in response.context["messages"]}
+    assert shown["000001"].startswith("000001: ok, ") and " kW at " in shown["000001"]
+    assert shown["000002"].startswith("000002: bad response")
+    assert shown["000003"].startswith("000003: bad credentials")
+    body = response.content.decode()
+    assert "not-what-the-relay-has" not in body and "right-pw-" not in body

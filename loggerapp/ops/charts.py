@@ -1,0 +1,441 @@
+"""Server-rendered SVG charts of demand and coverage: no JavaScript, no CDN, no build step.
+
+Two halves:
+1. Reading: polls from the hour files (CONTRACT.md's line format) on local disk, reading only the tail of a
+   file when only its end is wanted, and (for the admin chart) from the archive once an hour has been uploaded
+   and its local file deleted. Line counts for coverage are cached per (path, size, mtime): a finished hour's
+   file never changes, so the status page counts it once per process.
+2. Drawing: pure functions from numbers to SVG text. Every piece of text is escaped; the output is safe to
+   mark_safe() into a template.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+from django.conf import settings
+from django.utils.html import escape
+
+from loggerapp.models import HourFile
+from loggerapp.models.ledger import EXPECTED_LINES_PER_HOUR
+from loggerapp.paths import hour_file_path, hour_start, parse_hour_file_name
+
+logger = logging.getLogger(__name__)
+
+SVG_NS = "http://www.w3.org/2000/svg"
+OK_COLOUR = "#1a7f37"
+WARN_COLOUR = "#d4a72c"
+BAD_COLOUR = "#cf222e"
+NONE_COLOUR = "#d0d7de"
+LINE_COLOUR = "#0969da"
+_TAIL_MARGIN = 8192  # bytes read before the estimated start of the wanted tail
+
+
+# --- Reading polls -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Poll:
+    t: float  # poll time, Unix seconds
+    ok: bool
+    demand_kw: float | None
+
+
+def parse_line(line: bytes | str) -> Poll | None:
+    """One line of an hour file, or None for anything unreadable (a partial last line while it is written)."""
+    try:
+        record = json.loads(line)
+        t = float(record["poll_time"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    ok = record.get("ok") is True
+    demand = record.get("demand_kw") if ok else None
+    return Poll(t, ok, float(demand) if isinstance(demand, int | float) and math.isfinite(demand) else None)
+
+
+def _parse_lines(data: bytes) -> list[Poll]:
+    return [poll for line in data.split(b"\n") if line and (poll := parse_line(line)) is not None]
+
+
+def read_polls(path: Path, since: float | None = None) -> list[Poll]:
+    """Polls of one hour file, only those at or after `since`; missing file -> [].
+
+    When only the end of the hour is wanted, the read starts near the proportional byte offset (lines are of
+    similar length and evenly spaced in time) and backs off if it started too late, so a sparkline reads a few
+    kilobytes of the previous hour's file instead of all of it.
+    """
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            offset = 0
+            if since is not None and size > _TAIL_MARGIN:
+                hour = _hour_of(path)
+                if hour is not None:
+                    fraction = (since - hour.timestamp()) / 3600
+                    offset = max(0, int(size * fraction) - _TAIL_MARGIN) if fraction > 0 else 0
+            while True:
+                handle.seek(offset)
+                data = handle.read()
+                if offset > 0:
+                    data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # drop the partial first line
+                polls = _parse_lines(data)
+                if offset == 0 or since is None or (polls and polls[0].t <= since):
+                    break
+                offset = max(0, offset - max(_TAIL_MARGIN, size // 4))  # started too late: back off
+    except FileNotFoundError:
+        return []
+    except OSError:
+        logger.warning("cannot read hour file %s", path, exc_info=True)
+        return []
+    return [poll for poll in polls if since is None or poll.t >= since]
+
+
+def _hour_of(path: Path) -> datetime | None:
+    parsed = parse_hour_file_name(Path(path).name)
+    return parsed[1] if parsed else None
+
+
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    hours = []
+    hour = hour_start(start)
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+def local_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
+    """Polls in [start, end) from the local hour files (files already uploaded and deleted are simply absent)."""
+    polls: list[Poll] = []
+    for hour in _hours(start, end):
+        since = start.timestamp() if hour < start else None
+        polls.extend(read_polls(hour_file_path(log_root, cloud_id, hour), since=since))
+    return [poll for poll in polls if poll.t < end.timestamp()]
+
+
+def archived_polls(key: str) -> list[Poll] | None:
+    """Polls of an uploaded hour, read back from the archive; None when the object cannot be read."""
+    from django.core.files.storage import storages
+
+    try:
+        with storages["archive"].open(key, "rb") as handle:
+            data = handle.read()
+    except Exception:  # any storage backend's error: the chart shows a gap instead of failing the page
+        logger.warning("cannot read archived hour file %s", key, exc_info=True)
+        return None
+    if key.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except OSError:
+            return None
+    return _parse_lines(data)
+
+
+def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
+    """Polls in [start, end) from local files, falling back to the archive for hours uploaded and deleted."""
+    uploaded = {
+        row.hour: row.key
+        for row in HourFile.objects.filter(
+            cloud_id=cloud_id, hour__gte=hour_start(start), hour__lt=end, state=HourFile.State.UPLOADED
+        ).only("hour", "key")
+    }
+    polls: list[Poll] = []
+    for hour in _hours(start, end):
+        path = hour_file_path(log_root, cloud_id, hour)
+        if path.exists():
+            polls.extend(read_polls(path))
+        elif uploaded.get(hour):
+            polls.extend(archived_polls(uploaded[hour]) or [])
+    return sorted((p for p in polls if start.timestamp() <= p.t < end.timestamp()), key=lambda p: p.t)
+
+
+# --- Coverage -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoverageCell:
+    hour: datetime
+    lines: int | None  # None: nothing known about this hour
+    ok_lines: int | None
+    expected: int  # 600 for a finished hour, fewer for the hour in progress
+    source: str  # "ledger", "disk" or "none"
+
+    @property
+    def fraction(self) -> float | None:
+        if self.ok_lines is None or self.expected <= 0:
+            return None
+        return min(1.0, self.ok_lines / self.expected)
+
+
+@lru_cache(maxsize=50_000)
+def _count_lines_cached(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    ok = data.count(b'"ok": true') + data.count(b'"ok":true')
+    return data.count(b"\n"), ok
+
+
+def count_file_lines(path: Path) -> tuple[int, int] | None:
+    """(lines, lines holding a reading) of a local hour file, None if it does not exist."""
+    try:
+        stat = os.stat(path)
+        return _count_lines_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        logger.warning("cannot count lines of %s", path, exc_info=True)
+        return None
+
+
+def expected_lines(hour: datetime, now: datetime) -> int:
+    """Polls expected in an hour: 600 for a finished one, the elapsed share for the current one."""
+    per_hour = round(3600 / settings.PINGER_INTERVAL) if settings.PINGER_INTERVAL > 0 else EXPECTED_LINES_PER_HOUR
+    elapsed = (now - hour).total_seconds()
+    if elapsed >= 3600:
+        return per_hour
+    return max(1, int(per_hour * max(0.0, elapsed) / 3600))
+
+
+def coverage_cells(
+    cloud_ids: Sequence[str], now: datetime, hours: int = 24, log_root: Path | None = None
+) -> dict[str, list[CoverageCell]]:
+    """Per household, one cell per hour of the last `hours` (oldest first), the current hour last.
+
+    Uploaded hours come from the ledger (one query for all the households, served by the unique index on
+    cloud_id + hour); the other hours are counted on disk (cached per file version, see count_file_lines).
+    """
+    log_root = Path(log_root or settings.LOG_ROOT)
+    current = hour_start(now)
+    wanted = [current - timedelta(hours=h) for h in range(hours - 1, -1, -1)]
+    ledger: dict[tuple[str, datetime], HourFile] = {}
+    if cloud_ids:
+        for row in HourFile.objects.filter(cloud_id__in=list(cloud_ids), hour__gte=wanted[0]).only(
+            "cloud_id", "hour", "lines", "ok_lines", "state"
+        ):
+            ledger[(row.cloud_id, row.hour)] = row
+    result: dict[str, list[CoverageCell]] = {}
+    for cloud_id in cloud_ids:
+        cells = []
+        for hour in wanted:
+            expected = expected_lines(hour, now)
+            row = ledger.get((cloud_id, hour))
+            if row is not None and row.state == HourFile.State.UPLOADED:
+                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
+                continue
+            counted = count_file_lines(hour_file_path(log_root, cloud_id, hour))
+            if counted is not None:
+                cells.append(CoverageCell(hour, counted[0], counted[1], expected, "disk"))
+            elif row is not None and row.lines:
+                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
+            else:
+                cells.append(CoverageCell(hour, None, None, expected, "none"))
+        result[cloud_id] = cells
+    return result
+
+
+# --- Drawing ------------------------------------------------------------------------------------------------
+def bucket_means(polls: Iterable[Poll], start: float, end: float, buckets: int) -> list[float | None]:
+    """Mean demand of the successful polls in each of `buckets` equal slices of [start, end); None if empty."""
+    sums = [0.0] * buckets
+    counts = [0] * buckets
+    width = (end - start) / buckets
+    for poll in polls:
+        if poll.demand_kw is None or not start <= poll.t < end:
+            continue
+        index = min(buckets - 1, int((poll.t - start) / width))
+        sums[index] += poll.demand_kw
+        counts[index] += 1
+    return [sums[i] / counts[i] if counts[i] else None for i in range(buckets)]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.1f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+
+
+def _path(points: Sequence[tuple[float, float] | None]) -> str:
+    """An SVG path through the points, lifting the pen at each None (a gap in the data stays a gap)."""
+    parts: list[str] = []
+    pen_down = False
+    for point in points:
+        if point is None:
+            pen_down = False
+            continue
+        parts.append(f"{'L' if pen_down else 'M'}{_fmt(point[0])} {_fmt(point[1])}")
+        pen_down = True
+    return " ".join(parts)
+
+
+def _value_range(values: Iterable[float]) -> tuple[float, float]:
+    values = list(values)
+    low = min([0.0, *values])
+    high = max([0.0, *values])
+    if high - low < 0.1:
+        high = low + 0.1
+    return low, high
+
+
+def sparkline_svg(values: Sequence[float | None], width: int = 120, height: int = 28, title: str = "") -> str:
+    """A small line of demand over equal time slices; gaps where a slice had no reading."""
+    known = [v for v in values if v is not None]
+    label = escape(title or "demand")
+    head = (
+        f'<svg xmlns="{SVG_NS}" class="sparkline" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{label}"><title>{label}</title>'
+    )
+    if not known:
+        mid = height / 2
+        return (
+            f'{head}<line x1="0" y1="{mid}" x2="{width}" y2="{mid}" stroke="{NONE_COLOUR}" stroke-dasharray="3 3"/>'
+            "</svg>"
+        )
+    low, high = _value_range(known)
+    pad = 2
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+
+    def y(value: float) -> float:
+        return pad + (high - value) / (high - low) * (height - 2 * pad)
+
+    points = [None if v is None else (pad + i * step, y(v)) for i, v in enumerate(values)]
+    zero = ""
+    if low < 0:
+        zero = f'<line x1="0" y1="{_fmt(y(0))}" x2="{width}" y2="{_fmt(y(0))}" stroke="{NONE_COLOUR}"/>'
+    last = next((p for p in reversed(points) if p is not None), None)
+    dot = f'<circle cx="{_fmt(last[0])}" cy="{_fmt(last[1])}" r="2" fill="{LINE_COLOUR}"/>' if last else ""
+    return (
+        f'{head}{zero}<path d="{_path(points)}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.25" '
+        f'stroke-linejoin="round"/>{dot}</svg>'
+    )
+
+
+def coverage_colour(fraction: float | None) -> str:
+    if fraction is None:
+        return NONE_COLOUR
+    if fraction >= 0.95:
+        return OK_COLOUR
+    if fraction >= 0.5:
+        return WARN_COLOUR
+    return BAD_COLOUR
+
+
+def coverage_strip_svg(cells: Sequence[CoverageCell], cell_width: int = 6, height: int = 14) -> str:
+    """One coloured cell per hour: green >= 95 % of the expected readings, amber >= 50 %, red below, grey none."""
+    width = len(cells) * cell_width
+    rects = []
+    for i, cell in enumerate(cells):
+        if cell.ok_lines is None:
+            text = f"{cell.hour:%Y-%m-%d %H}:00 UTC: no data"
+        else:
+            text = (
+                f"{cell.hour:%Y-%m-%d %H}:00 UTC: {cell.ok_lines} readings of {cell.expected} expected "
+                f"({cell.lines} lines, from {cell.source})"
+            )
+        rects.append(
+            f'<rect x="{i * cell_width}" y="0" width="{cell_width - 1}" height="{height}" '
+            f'fill="{coverage_colour(cell.fraction)}"><title>{escape(text)}</title></rect>'
+        )
+    covered = [c.fraction for c in cells if c.fraction is not None]
+    summary = f"coverage of the last {len(cells)} hours" + (
+        f": {100 * sum(covered) / len(cells):.0f} % on average" if covered else ": no data"
+    )
+    return (
+        f'<svg xmlns="{SVG_NS}" class="coverage" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'role="img" aria-label="{escape(summary)}"><title>{escape(summary)}</title>{"".join(rects)}</svg>'
+    )
+
+
+def _nice_step(span: float, ticks: int = 4) -> float:
+    raw = span / ticks
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        if raw <= factor * magnitude:
+            return factor * magnitude
+    return 10 * magnitude
+
+
+def demand_chart_svg(
+    polls: Sequence[Poll], start: datetime, end: datetime, width: int = 760, height: int = 240, title: str = ""
+) -> str:
+    """The household admin's chart: demand over a few hours with axes, hour ticks in UTC, gaps where no reading
+    arrived, and a red tick under every failed poll."""
+    left, right, top, bottom = 52, 12, 12, 28
+    plot_w, plot_h = width - left - right, height - top - bottom
+    t0, t1 = start.timestamp(), end.timestamp()
+    buckets = max(1, plot_w // 2)
+    values = bucket_means(polls, t0, t1, buckets)
+    known = [v for v in values if v is not None]
+    low, high = _value_range(known)
+    step = _nice_step(high - low)
+    low, high = math.floor(low / step) * step, math.ceil(high / step) * step
+
+    def x(t: float) -> float:
+        return left + (t - t0) / (t1 - t0) * plot_w
+
+    def y(value: float) -> float:
+        return top + (high - value) / (high - low) * plot_h
+
+    label = escape(title or f"demand from {start:%Y-%m-%d %H:%M} to {end:%H:%M} UTC")
+    parts = [
+        f'<svg xmlns="{SVG_NS}" class="demand-chart" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{label}" font-family="sans-serif" font-size="11">',
+        f"<title>{label}</title>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#f6f8fa"/>',
+    ]
+    tick = low
+    while tick <= high + step / 2:
+        ty = _fmt(y(tick))
+        parts.append(f'<line x1="{left}" y1="{ty}" x2="{left + plot_w}" y2="{ty}" stroke="#d8dee4"/>')
+        parts.append(f'<text x="{left - 6}" y="{ty}" text-anchor="end" dominant-baseline="middle">{tick:g}</text>')
+        tick += step
+    if low < 0 < high:
+        parts.append(f'<line x1="{left}" y1="{_fmt(y(0))}" x2="{left + plot_w}" y2="{_fmt(y(0))}" stroke="#57606a"/>')
+    parts.append(
+        f'<text x="12" y="{top + plot_h / 2}" transform="rotate(-90 12 {top + plot_h / 2})" '
+        'text-anchor="middle">kW</text>'
+    )
+    hour = hour_start(start)
+    if hour < start:
+        hour += timedelta(hours=1)
+    while hour <= end:
+        hx = _fmt(x(hour.timestamp()))
+        parts.append(f'<line x1="{hx}" y1="{top}" x2="{hx}" y2="{top + plot_h}" stroke="#d8dee4"/>')
+        parts.append(f'<text x="{hx}" y="{height - 8}" text-anchor="middle">{hour:%H}:00</text>')
+        hour += timedelta(hours=1)
+    points = [None if v is None else (left + (i + 0.5) * plot_w / buckets, y(v)) for i, v in enumerate(values)]
+    parts.append(f'<path d="{_path(points)}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.5"/>')
+    failed = sorted({round(x(p.t)) for p in polls if not p.ok and t0 <= p.t < t1})
+    if failed:
+        marks = " ".join(f"M{fx} {top + plot_h - 5}v5" for fx in failed)
+        parts.append(f'<path class="failed-polls" d="{marks}" stroke="{BAD_COLOUR}"><title>failed polls</title></path>')
+    if not known:
+        parts.append(
+            f'<text x="{left + plot_w / 2}" y="{top + plot_h / 2}" text-anchor="middle" fill="#57606a">'
+            "no readings in this period</text>"
+        )
+    parts.append(f'<text x="{left + plot_w}" y="{height - 8}" text-anchor="end" fill="#57606a">UTC</text></svg>')
+    return "".join(parts)
+
+
+def sparkline_for(cloud_id: str, now: datetime, log_root: Path | None = None, minutes: int = 60) -> str:
+    """The last `minutes` of demand for the status page, in one-minute slices, from local files only."""
+    start = now - timedelta(minutes=minutes)
+    polls = local_polls(Path(log_root or settings.LOG_ROOT), cloud_id, start, now)
+    values = bucket_means(polls, start.timestamp(), now.timestamp(), minutes)
+    known = [v for v in values if v is not None]
+    title = f"demand, last {minutes} min" + (
+        f": {min(known):.2f} to {max(known):.2f} kW, now {known[-1]:.2f} kW" if known else ": no readings on disk"
+    )
+    return sparkline_svg(values, title=title)
+
+
+def admin_chart_for(cloud_id: str, now: datetime | None = None, hours: int | None = None) -> str:
+    """The household admin page's chart of the last ADMIN_CHART_HOURS hours (local files, then the archive)."""
+    now = now or datetime.now(UTC)
+    hours = hours or settings.ADMIN_CHART_HOURS
+    start = now - timedelta(hours=hours)
+    polls = household_polls(Path(settings.LOG_ROOT), cloud_id, start, now)
+    return demand_chart_svg(polls, start, now, title=f"demand of {cloud_id}, last {hours} hours (UTC)")

@@ -1,0 +1,91 @@
+"""/healthz, /metrics and /status/: thin views over health.py, metrics.py and status.py.
+
+Who may read /metrics (decided here, documented in the README):
+1. a signed-in active staff user (the admin's session), or
+2. an API token (`Authorization: Bearer <token>`, loggerapp.api.auth), which is what a Prometheus server on
+   another host uses (`authorization: {credentials: ...}` in its scrape config), or
+3. with METRICS_ALLOW_LOOPBACK (default on), a plain request from the loopback interface that carries no
+   X-Forwarded-For / Forwarded / X-Real-IP header. A reverse proxy on the same host connects from loopback
+   too, but adds those headers, so a request relayed from the internet is not mistaken for a local scraper.
+A bad token is refused even from loopback (a client offering credentials wants them checked).
+/healthz needs no authentication: it says only which part is failing and the error's type, never a
+secret, a URL or an exception's text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from loggerapp.api.auth import AuthenticationFailed, authenticate
+from loggerapp.ops.health import run_health_checks
+from loggerapp.ops.metrics import render_metrics
+from loggerapp.ops.status import build_status_page
+
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    report = run_health_checks()
+    return JsonResponse(report.to_dict(), status=200 if report.ok else 503)
+
+
+def is_local_request(request: HttpRequest) -> bool:
+    """From the loopback interface and not relayed by a proxy (see the module docstring)."""
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return address.is_loopback and not any(request.headers.get(name) for name in PROXY_HEADERS)
+
+
+def metrics_allowed(request: HttpRequest) -> tuple[bool, str]:
+    """(allowed, WWW-Authenticate challenge for a refusal)."""
+    try:
+        authenticate(request)
+        return True, ""
+    except AuthenticationFailed as exc:
+        if exc.invalid_token:
+            return False, exc.www_authenticate
+        if settings.METRICS_ALLOW_LOOPBACK and is_local_request(request):
+            return True, ""
+        return False, exc.www_authenticate
+
+
+@never_cache
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    allowed, challenge = metrics_allowed(request)
+    if not allowed:
+        response = HttpResponse("Authentication required.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = challenge
+        return response
+    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE_LATEST)
+
+
+@never_cache
+@require_safe
+@staff_member_required
+def status_page(request: HttpRequest) -> HttpResponse:
+    status = build_status_page(
+        page_number=request.GET.get("page", 1),
+        problems_only=request.GET.get("problems") == "1",
+        query=request.GET.get("q", "")[:100],
+    )
+    context = {
+        **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,  # the table needs the width
+        "title": "Logger status",
+        "status": status,
+    }
+    return render(request, "loggerapp/status.html", context)
