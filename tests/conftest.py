@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.browser",
     "tests.fixtures.api",
+    "tests.fixtures.pinger",
     "tests.fixtures.simulator",
 ]

@@ -1,0 +1,66 @@
+"""manage.py runpinger: poll every active household every few seconds and write every reading to disk."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from loggerapp.pinger.registry import RegistryUnavailable
+from loggerapp.pinger.runner import PingerConfig, run_pinger
+from loggerapp.pinger.schedule import Shard
+from loggerapp.service_log import configure_service_log
+
+
+def _shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _or(value, default):
+    return default if value is None else value
+
+
+class Command(BaseCommand):
+    help = (
+        "Poll every active household on a fixed schedule and append one JSON line per poll to "
+        "LOG_ROOT/<hour>/iseif-rainforest-<cloud_id>-<hour>.jl. SIGTERM/SIGINT stop it cleanly."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--interval", type=float, default=None, help="seconds between polls of a household")
+        parser.add_argument("--refresh", type=float, default=None, help="seconds between household list reloads")
+        parser.add_argument("--once", action="store_true", help="poll every household once, write, and exit")
+        parser.add_argument("--shard", default="1/1", help="K/N: poll only shard K (1..N) of N (default 1/1)")
+        parser.add_argument("--max-in-flight", type=int, default=None, help="bound on concurrent polls")
+        parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+        parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
+        parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default: LOG_LEVEL), WARNING...")
+
+    def handle(self, *args, **options) -> str:
+        configure_service_log("pinger", options["log_level"])
+        try:
+            config = PingerConfig(
+                log_root=settings.LOG_ROOT,
+                interval=_or(options["interval"], settings.PINGER_INTERVAL),
+                refresh=_or(options["refresh"], settings.PINGER_REFRESH),
+                max_in_flight=_or(options["max_in_flight"], settings.PINGER_MAX_IN_FLIGHT),
+                max_open_files=settings.PINGER_MAX_OPEN_FILES,
+                shard=_shard(options["shard"]),
+                once=options["once"],
+                duration=options["duration"],
+                log_each_poll=options["verbosity"] >= 2,
+                metrics_port=options["metrics_port"],
+                max_backoff=settings.PINGER_MAX_BACKOFF,
+                flush_every=settings.PINGER_FLUSH_SECONDS,
+                summary_every=settings.PINGER_SUMMARY_SECONDS,
+                poll_deadline=settings.EAGLE_CONNECT_TIMEOUT + settings.EAGLE_READ_TIMEOUT + 1.0,
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        try:
+            total = run_pinger(config)
+        except RegistryUnavailable as exc:
+            raise CommandError(f"cannot read the households: {exc}") from None
+        return f"pinger done: {total.describe()}"

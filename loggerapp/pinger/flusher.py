@@ -1,0 +1,102 @@
+"""The thread that writes statistics and the heartbeat to the database, so the event loop never waits on it.
+
+Decisions:
+1. One flush every ``every`` seconds (at most every few seconds; never one query per poll): the statistics
+   batch (see ``stats.write_deltas``) and then the PingerHeartbeat row of this pinger.
+2. The database may be down for a while. The batch is put back into the accumulator, the outage is logged
+   once (and its end once), the broken connection is closed, and the next flush retries. Polling and files
+   are unaffected.
+3. ``stop()`` makes a last flush, so a clean shutdown saves everything that was counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections, connection
+from django.utils import timezone
+
+from loggerapp.pinger.stats import StatsAccumulator, write_deltas
+
+logger = logging.getLogger("loggerapp.pinger.flusher")
+
+
+def write_heartbeat(name: str, interval: float, households: int, details: dict[str, Any]) -> None:
+    from loggerapp.models import PingerHeartbeat
+
+    PingerHeartbeat.objects.update_or_create(
+        name=name,
+        defaults={"beat_at": timezone.now(), "interval": interval, "households": households, "details": details},
+    )
+
+
+class StatsFlusher(threading.Thread):
+    def __init__(
+        self,
+        accumulator: StatsAccumulator,
+        every: float,
+        heartbeat_name: str,
+        interval: float,
+        heartbeat: Callable[[], tuple[int, dict[str, Any]]],
+    ) -> None:
+        super().__init__(name="pinger-stats", daemon=True)
+        self.accumulator = accumulator
+        self.every = every
+        self.heartbeat_name = heartbeat_name
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.outage = False
+        self.flushes = 0
+        self.failed_flushes = 0
+        self._stop_event = threading.Event()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop_event.set()
+        self.join(timeout)
+
+    def run(self) -> None:
+        try:
+            while not self._stop_event.wait(self.every):
+                self.flush()
+            if not self.flush():
+                pending = len(self.accumulator)
+                logger.error("statistics of %d households could not be saved at shutdown (database down)", pending)
+        finally:
+            connection.close()
+
+    def flush(self) -> bool:
+        """One batch and one heartbeat; False (and the batch kept for later) if the database refused."""
+        deltas = self.accumulator.take()
+        try:
+            close_old_connections()
+            written = write_deltas(deltas)
+            households, details = self.heartbeat()
+            write_heartbeat(self.heartbeat_name, self.interval, households, details)
+        except DatabaseError as exc:
+            self.accumulator.put_back(deltas)
+            self.failed_flushes += 1
+            if not self.outage:
+                self.outage = True
+                logger.warning(
+                    "statistics not saved, database unavailable (%s); keeping them in memory and retrying every %g s",
+                    type(exc).__name__,
+                    self.every,
+                )
+            try:
+                connection.close()
+            except DatabaseError:
+                pass
+            return False
+        except Exception:  # a bug here must not end the thread (and with it every later flush)
+            self.accumulator.put_back(deltas)
+            self.failed_flushes += 1
+            logger.exception("statistics flush failed")
+            return False
+        self.flushes += 1
+        if self.outage:
+            self.outage = False
+            logger.warning("database reachable again; statistics of %d households saved", written)
+        return True

@@ -1,0 +1,101 @@
+"""The households this pinger polls, reloaded from the database while it runs.
+
+Decisions:
+1. Loading runs in a worker thread (never on the event loop) and closes its database connection afterwards:
+   a load every minute does not need a connection held open, and a restarted database is simply met by the
+   next load.
+2. Sharding is applied before the passwords are decrypted: first (id, cloud_id) of every active household,
+   then full rows of this shard's households only.
+3. A failed load (database down) raises ``RegistryUnavailable``; the caller keeps polling the households it
+   already knows and tries again at the next refresh.
+4. The diff compares whole targets (protocol, address, credentials): a changed password replaces the target
+   without a restart, and resets that household's back-off.
+5. Each loaded household gets a HouseholdStats row if it has none yet, and brings its stored status and
+   consecutive failures, so a restarted pinger continues them (no flood of "state changed" lines, back-off
+   continues where it was).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections, connection
+
+from loggerapp.pinger.schedule import Shard
+from loggerapp.pinger.stats import ensure_stats_rows
+
+logger = logging.getLogger("loggerapp.pinger.registry")
+
+
+class RegistryUnavailable(Exception):
+    """The household list could not be read (database down); keep the known list."""
+
+
+@dataclass
+class HouseholdEntry:
+    household_id: int
+    cloud_id: str
+    target: Any = field(repr=False)  # loggerapp.eagle.EagleTarget (its repr hides the password anyway)
+    status: str = "never_polled"
+    consecutive_failures: int = 0
+
+
+@dataclass
+class RegistryDiff:
+    added: list[HouseholdEntry]
+    removed: list[str]
+    changed: list[HouseholdEntry]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+
+def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
+    """Active households of a shard, keyed by cloud id. Runs in a thread; raises RegistryUnavailable."""
+    from loggerapp.eagle import EagleTarget
+    from loggerapp.models import Household
+
+    close_old_connections()
+    try:
+        ids = [
+            pk
+            for pk, cloud_id in Household.objects.filter(active=True).order_by().values_list("pk", "cloud_id")
+            if shard.holds(cloud_id)
+        ]
+        entries: dict[str, HouseholdEntry] = {}
+        missing_stats: list[int] = []
+        for start in range(0, len(ids), 2000):
+            rows = Household.objects.filter(pk__in=ids[start : start + 2000]).select_related("stats").order_by()
+            for household in rows:
+                stats = getattr(household, "stats", None)
+                if stats is None:
+                    missing_stats.append(household.pk)
+                entries[household.cloud_id] = HouseholdEntry(
+                    household_id=household.pk,
+                    cloud_id=household.cloud_id,
+                    target=EagleTarget.from_household(household),
+                    status=stats.status if stats else "never_polled",
+                    consecutive_failures=stats.consecutive_failures if stats else 0,
+                )
+        ensure_stats_rows(missing_stats)
+        return entries
+    except DatabaseError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise RegistryUnavailable(f"{type(exc).__name__}: {first_line}") from exc
+    finally:
+        connection.close()
+
+
+def diff(known: dict[str, HouseholdEntry], loaded: dict[str, HouseholdEntry]) -> RegistryDiff:
+    """What changed between the polled households and a fresh load."""
+    added = [entry for cloud_id, entry in loaded.items() if cloud_id not in known]
+    removed = [cloud_id for cloud_id in known if cloud_id not in loaded]
+    changed = [
+        entry
+        for cloud_id, entry in loaded.items()
+        if cloud_id in known
+        and (known[cloud_id].target != entry.target or known[cloud_id].household_id != entry.household_id)
+    ]
+    return RegistryDiff(added, removed, changed)
