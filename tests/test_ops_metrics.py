@@ -153,10 +153,9 @@ def test_metrics_never_show_secrets(client, make_household):
 
 def require_pinger_and_simulator() -> None:
     try:
-        from loggerapp.simulator.testing import run_simulator  # noqa: F401
-
         from loggerapp.eagle import client_for  # noqa: F401
         from loggerapp.pinger import runner  # noqa: F401
+        from loggerapp.simulator.testing import run_simulator  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"needs the pinger, the EAGLE client and the simulator in this checkout ({exc})")
 
