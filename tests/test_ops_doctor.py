@@ -116,22 +116,12 @@ def test_an_unusable_archive_fails(settings, tmp_path):
     assert "cannot write a probe object" in results["archive storage"].detail
 
 
-def require_eagle_client() -> None:
-    try:
-        from loggerapp.eagle import client_for  # noqa: F401
-    except ImportError:
-        pytest.skip("the EAGLE client (loggerapp.eagle) is not in this checkout yet")
-
-
 def test_without_households_the_eagle_check_is_skipped_not_failed():
-    require_eagle_client()
     assert outcomes(run_doctor())["EAGLE"] == SKIP
 
 
-def test_a_live_read_through_the_simulator(make_household, settings, request):
-    require_eagle_client()
-    pytest.importorskip("loggerapp.simulator.testing")
-    sim = request.getfixturevalue("eagle_simulator")
+def test_a_live_read_through_the_simulator(make_household, settings, eagle_simulator):
+    sim = eagle_simulator
     settings.EAGLE_CLOUD_URL = sim.cloud_url
     make_household("002506", password=SECRET, user_email="pilot@example.org")
     sim.add_household("002506", protocol="cloud", user_email="pilot@example.org", password=SECRET)
