@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,35 +34,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-FERNET_KEY = "MHJXjwjtCfaQpZLg0T1ulGUo4YnJAINTAP-FiaxjrDs="  # bench-only key for a throwaway database
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def base_env(db_url: str, log_root: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="iseif.settings",
-        DATABASE_URL=db_url,
-        SECRET_KEY="bench-secret-key-" + "b" * 40,
-        FIELD_ENCRYPTION_KEY=FERNET_KEY,
-        LOG_ROOT=str(log_root),
-        LOG_LEVEL="INFO",
-        PYTHONPATH=str(REPO),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
-
-
-def manage(*args: str) -> list[str]:
-    return [sys.executable, str(REPO / "manage.py"), *args]
+from harness import create_database, drop_database, free_port, manage, service_env
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -88,22 +59,6 @@ def run_measured(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         "cpu_s": usage.ru_utime + usage.ru_stime,
         "peak_rss_mb": usage.ru_maxrss / 1024,
     }
-
-
-def create_database(name: str) -> str:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_database(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def wait_for_simulator(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -272,7 +227,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pinger-"))
     log_root = work / "logs"
     db_url = create_database(args.db_name)
-    env = base_env(db_url, log_root)
+    env = service_env(db_url, log_root)
     simulator = None
     try:
         subprocess.run(manage("migrate", "-v", "0"), env=env, check=True)

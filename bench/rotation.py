@@ -29,13 +29,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from harness import REPO, create_database, drop_database, manage, service_env
 
-from tests.fixtures.s3 import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS  # noqa: E402
-
-FERNET_KEY = "MHJXjwjtCfaQpZLg0T1ulGUo4YnJAINTAP-FiaxjrDs="  # bench-only key for a throwaway database
-PYTHON = sys.executable
+from tests.fixtures.s3 import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
 
 LINE = (
     '{"cloud_id": "%(cid)s", "poll_time": %(t).3f, "ok": true, "latency_ms": %(lat).1f, "protocol": "cloud", '
@@ -68,16 +64,9 @@ def hour_file(cloud_id: str, hour: datetime, lines: int, seed: int) -> bytes:
 
 
 def env_for(db_url: str, log_root: Path, server: SeaweedFS, bucket: str, concurrency: int) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="iseif.settings",
-        DATABASE_URL=db_url,
-        SECRET_KEY="bench-secret-key-" + "b" * 40,
-        FIELD_ENCRYPTION_KEY=FERNET_KEY,
-        LOG_ROOT=str(log_root),
-        LOG_LEVEL="INFO",
-        PYTHONPATH=str(REPO),
-        HTTPS="0",
+    return service_env(
+        db_url,
+        log_root,
         AWS_STORAGE_BUCKET_NAME=bucket,
         AWS_S3_ENDPOINT_URL=server.endpoint,
         AWS_ACCESS_KEY_ID=ACCESS_KEY,
@@ -86,11 +75,6 @@ def env_for(db_url: str, log_root: Path, server: SeaweedFS, bucket: str, concurr
         ARCHIVE_CONCURRENCY=str(concurrency),
         ROTATION_GRACE_SECONDS="0",
     )
-    return env
-
-
-def psql(sql: str) -> None:
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
 
 
 def count_objects(server: SeaweedFS, bucket: str) -> tuple[int, int]:
@@ -119,16 +103,13 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-rotation-"))
     log_root = work / "logs"
-    db_url = f"postgres://postgres@127.0.0.1:5432/{args.db_name}"
     server = SeaweedFS(data_dir=work / "seaweedfs")
     try:
-        psql(f"DROP DATABASE IF EXISTS {args.db_name}")
-        psql(f"CREATE DATABASE {args.db_name}")
+        db_url = create_database(args.db_name)
         server.start()
         rclone_bucket, rotation_bucket = server.create_bucket(), server.create_bucket()
         env = env_for(db_url, log_root, server, rotation_bucket, args.concurrency)
-        manage = [PYTHON, str(REPO / "manage.py")]
-        subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)
+        subprocess.run(manage("migrate", "-v", "0"), env=env, check=True)
 
         cloud_ids = [f"{i:06x}" for i in range(1, args.households + 1)]
         roster = work / "households.jl"
@@ -136,7 +117,7 @@ def main() -> None:
             for cloud_id in cloud_ids:
                 record = {"cloud_id": cloud_id, "user_email": f"h{cloud_id}@example.org", "user_pw": f"pw{cloud_id}"}
                 out.write(json.dumps(record) + "\n")
-        subprocess.run([*manage, "import_households", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(manage("import_households", str(roster)), env=env, check=True, stdout=subprocess.DEVNULL)
 
         hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
         hour_dir = log_root / hour.strftime("%Y-%m-%d-%H")
@@ -175,7 +156,7 @@ def main() -> None:
         rclone_seconds = time.monotonic() - started
 
         started = time.monotonic()
-        profile = [PYTHON, "-m", "cProfile", "-o", args.profile] if args.profile else [PYTHON]
+        profile = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else [sys.executable]
         command = [*profile, str(REPO / "manage.py"), "rotate_logs", "--json"]
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         rotation_wall = time.monotonic() - started
@@ -208,11 +189,7 @@ def main() -> None:
         print(f"ratio rotate_logs wall / rclone (throughput): {rclone_seconds / rotation_wall:.2f}")
     finally:
         server.stop()
-        subprocess.run(
-            ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc",
-             f"DROP DATABASE IF EXISTS {args.db_name} WITH (FORCE)"],
-            check=False,
-        )  # fmt: skip
+        drop_database(args.db_name)
         if args.keep:
             print(f"kept {work}")
         else:

@@ -25,14 +25,14 @@ import base64
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from harness import REPO, free_port
+
 DEMAND = b"<Command><Name>get_instantaneous_demand</Name></Command>"
 QUERY = (
     b"<Command><Name>device_query</Name><Components><Component><Name>Main</Name><Variables>"
@@ -44,12 +44,6 @@ CONSTANT = (
     b"0x00000001</Multiplier>\n  <Divisor>0x000003e8</Divisor>\n  <DigitsRight>0x03</DigitsRight>\n  <DigitsLeft>"
     b"0x06</DigitsLeft>\n  <SuppressLeadingZero>Y</SuppressLeadingZero>\n</InstantaneousDemand>\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

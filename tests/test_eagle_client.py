@@ -36,6 +36,7 @@ from loggerapp.eagle import (
     Unreachable,
     client_for,
 )
+from tests.fixtures.core import OLD_LOGGER_FIELDS
 
 PROTOCOLS = ("cloud", "eagle100", "eagle200")
 CONNECT_TIMEOUT = 1.0
@@ -134,17 +135,7 @@ def test_legacy_readings_keep_the_old_loggers_unsigned_fields(eagle_simulator, p
     assert reading.legacy["Demand"] == int(reading.raw["Demand"], 16)
     assert reading.legacy["Divisor"] == 1000 and reading.legacy["SuppressLeadingZero"] == "Y"
     assert reading.legacy["TimeStamp"] + 946684800 == reading.meter_timestamp  # the ZigBee epoch
-    assert set(reading.legacy) == {
-        "DeviceMacId",
-        "MeterMacId",
-        "TimeStamp",
-        "Demand",
-        "Multiplier",
-        "Divisor",
-        "DigitsRight",
-        "DigitsLeft",
-        "SuppressLeadingZero",
-    }
+    assert set(reading.legacy) == set(OLD_LOGGER_FIELDS)
 
 
 def test_eagle200_readings_have_no_legacy_fields_and_keep_the_raw_variables(eagle_simulator):

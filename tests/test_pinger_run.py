@@ -18,22 +18,13 @@ import requests
 from loggerapp.models import HouseholdStats, PingerHeartbeat
 from loggerapp.pinger import schedule
 from loggerapp.pinger.schedule import Shard
+from tests.fixtures.core import OLD_LOGGER_FIELDS
 from tests.fixtures.pinger import read_hour_files
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 INTERVAL = 0.5
-LEGACY_KEYS = {
-    "DeviceMacId",
-    "MeterMacId",
-    "TimeStamp",
-    "Demand",
-    "Multiplier",
-    "Divisor",
-    "DigitsRight",
-    "DigitsLeft",
-    "SuppressLeadingZero",
-}
+LEGACY_KEYS = set(OLD_LOGGER_FIELDS)
 
 
 def secret(cloud_id: str) -> str:

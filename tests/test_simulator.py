@@ -33,22 +33,12 @@ from loggerapp.simulator.households import (
 from loggerapp.simulator.meter import ZIGBEE_EPOCH, Totals, demand_at, derive_profile, reading_at
 from loggerapp.simulator.server import Simulator, _is_loopback
 from loggerapp.simulator.testing import run_simulator
-from tests.fixtures.core import manage_command, subprocess_env
+from tests.fixtures.core import OLD_LOGGER_FIELDS, manage_command, subprocess_env
 
 DEMAND = "<Command><Name>get_instantaneous_demand</Name></Command>"
 DEMAND_JSON = "<Command><Name>get_instantaneous_demand</Name><Format>JSON</Format></Command>"
 DEVICE_LIST = "<Command><Name>device_list</Name></Command>"
-LEGACY_FIELDS = [
-    "DeviceMacId",
-    "MeterMacId",
-    "TimeStamp",
-    "Demand",
-    "Multiplier",
-    "Divisor",
-    "DigitsRight",
-    "DigitsLeft",
-    "SuppressLeadingZero",
-]
+LEGACY_FIELDS = list(OLD_LOGGER_FIELDS)
 
 
 def device_query(address: str = "", *variables: str) -> str:

@@ -1,0 +1,62 @@
+"""What every benchmark needs: the repository on the path, free ports, a throwaway PostgreSQL database, and
+the environment for the manage.py processes it measures. Benchmarks run as scripts (`python bench/x.py`), so
+this module is imported by its plain name."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+FERNET_KEY = "MHJXjwjtCfaQpZLg0T1ulGUo4YnJAINTAP-FiaxjrDs="  # bench-only key for a throwaway database
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, str(REPO / "manage.py"), *args]
+
+
+def service_env(db_url: str, log_root: Path, **extra: str) -> dict[str, str]:
+    """The environment of a measured manage.py process: production settings on a throwaway database."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="iseif.settings",
+        DATABASE_URL=db_url,
+        SECRET_KEY="bench-secret-key-" + "b" * 40,
+        FIELD_ENCRYPTION_KEY=FERNET_KEY,
+        LOG_ROOT=str(log_root),
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(REPO),
+        PYTHONUNBUFFERED="1",
+        HTTPS="0",
+    )
+    env.update(extra)
+    return env
+
+
+def create_database(name: str) -> str:
+    """A fresh, empty database (dropped first if a previous run left it); returns its URL."""
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
