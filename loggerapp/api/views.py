@@ -87,12 +87,16 @@ def parse_cloud_id(value: str) -> str | None:
     return value if is_cloud_id(value) else None
 
 
-def _invalid_cloud_id() -> HttpResponse:
-    return r.api_error(400, r.INVALID_CLOUD_ID, "A cloud id is exactly 6 hexadecimal digits, for example 002506.")
-
-
-def _unknown_household(cloud_id: str) -> HttpResponse:
-    return r.api_error(404, r.NOT_FOUND, f"No household with cloud id {cloud_id}.")
+def _find_household(raw_cloud_id: str, households=None) -> Household | HttpResponse:
+    """The household named in the URL, or the error to answer: 400 for a malformed id (before any query),
+    404 for an unknown one."""
+    cloud_id = parse_cloud_id(raw_cloud_id)
+    if cloud_id is None:
+        return r.api_error(400, r.INVALID_CLOUD_ID, "A cloud id is exactly 6 hexadecimal digits, for example 002506.")
+    household = (households if households is not None else Household.objects).filter(cloud_id=cloud_id).first()
+    if household is None:
+        return r.api_error(404, r.NOT_FOUND, f"No household with cloud id {cloud_id}.")
+    return household
 
 
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -154,39 +158,31 @@ def households(request: HttpRequest) -> HttpResponse:
 @api_endpoint()
 def household_detail(request: HttpRequest, cloud_id: str) -> HttpResponse:
     """One household with its status and statistics."""
-    cloud_id = parse_cloud_id(cloud_id)
-    if cloud_id is None:
-        return _invalid_cloud_id()
-    household = Household.objects.select_related("stats").filter(cloud_id=cloud_id).first()
-    if household is None:
-        return _unknown_household(cloud_id)
+    household = _find_household(cloud_id, Household.objects.select_related("stats"))
+    if isinstance(household, HttpResponse):
+        return household
     return r.api_json(household_to_dict(household))
 
 
 @api_endpoint()
 def household_latest(request: HttpRequest, cloud_id: str) -> HttpResponse:
     """The last logged reading (hour files, then statistics); never asks the device."""
-    cloud_id = parse_cloud_id(cloud_id)
-    if cloud_id is None:
-        return _invalid_cloud_id()
-    household = Household.objects.filter(cloud_id=cloud_id).first()
-    if household is None:
-        return _unknown_household(cloud_id)
+    household = _find_household(cloud_id)
+    if isinstance(household, HttpResponse):
+        return household
     latest = latest_reading(household, settings.LOG_ROOT)
     if latest is None:
-        return r.api_error(404, r.NOT_FOUND, f"No reading has been logged for {cloud_id} yet.")
+        return r.api_error(404, r.NOT_FOUND, f"No reading has been logged for {household.cloud_id} yet.")
     return r.api_json(latest_to_dict(latest))
 
 
 @api_endpoint(methods=("GET",))  # not HEAD: a HEAD would spend a live read on nothing
 def event(request: HttpRequest, cloud_id: str) -> HttpResponse:
     """A live read of the household's EAGLE now, rate limited per household and per client."""
-    cloud_id = parse_cloud_id(cloud_id)
-    if cloud_id is None:
-        return _invalid_cloud_id()
-    household = Household.objects.filter(cloud_id=cloud_id).first()
-    if household is None:
-        return _unknown_household(cloud_id)
+    household = _find_household(cloud_id)
+    if isinstance(household, HttpResponse):
+        return household
+    cloud_id = household.cloud_id  # normalised: the throttle and the log use one spelling
     try:
         acquire_live_read(cloud_id, request.api_principal.throttle_key)
     except Throttled as exc:
