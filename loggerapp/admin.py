@@ -74,7 +74,7 @@ class StatsInline(admin.StackedInline):
     can_delete = False
     extra = 0
     max_num = 1
-    verbose_name_plural = "logging statistics (written by the pinger)"
+    verbose_name = verbose_name_plural = "logging statistics (written by the pinger)"
     readonly_fields = [
         "status",
         "total_events_logged",

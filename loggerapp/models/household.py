@@ -10,9 +10,10 @@ from loggerapp.validators import normalize_cloud_id, validate_cloud_id
 
 
 class Protocol(models.TextChoices):
-    CLOUD = "cloud", "Rainforest cloud relay"
-    EAGLE100 = "eagle100", "EAGLE-100 (local)"
-    EAGLE200 = "eagle200", "EAGLE-200 / EAGLE 3 (local)"
+    # Short labels: they fill a column of the admin's household list.
+    CLOUD = "cloud", "cloud relay"
+    EAGLE100 = "eagle100", "EAGLE-100"
+    EAGLE200 = "eagle200", "EAGLE-200/3"
 
 
 class Status(models.TextChoices):
@@ -112,4 +113,4 @@ class HouseholdStats(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"stats of {self.household_id}"
+        return "logging statistics"
