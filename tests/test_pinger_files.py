@@ -125,3 +125,39 @@ def test_disk_full_is_counted_logged_and_survived(tmp_path, caplog):
     assert "00dead" in messages[0]
     assert "ENOSPC" in messages[0]
     writer.close_all()
+
+
+def test_a_late_line_of_a_closed_hour_keeps_no_handle(tmp_path):
+    """Once an hour's files are closed the rotation may take and delete them. A late line of that hour is written
+    and its file closed at once, so a second late line reopens the path instead of vanishing into a deleted file."""
+    writer = HourFileWriter(tmp_path)
+    ten, eleven = ts("2015-03-10T10:59:58"), ts("2015-03-10T11:00:40")
+    writer.write("002506", ten, b'{"n":1}\n')
+    writer.close_hours_before(hour_index(eleven))
+    assert writer.write("002506", ten + 1, b'{"n":2}\n')
+    assert writer.open_files == 0
+    path = writer.path_for("002506", ten)
+    assert path.read_bytes() == b'{"n":1}\n{"n":2}\n'
+    path.unlink()  # the rotation archived and deleted it
+    assert writer.write("002506", ten + 1.5, b'{"n":3}\n')
+    assert path.read_bytes() == b'{"n":3}\n'  # on disk, for the next rotation run to merge
+    writer.close_all()
+
+
+def test_a_line_that_cannot_be_routed_never_stops_the_writer_thread(tmp_path):
+    written: list[LineJob] = []
+    thread = WriterThread(HourFileWriter(tmp_path), on_written=written.append)
+    thread.start()
+    try:
+        moment = time.time()
+        thread.put(LineJob(1, "../x", moment, True, b'{"bad":1}\n'))  # not a cloud id: no file name for it
+        thread.put(LineJob(2, "002506", moment, True, b'{"good":1}\n'))
+        deadline = time.monotonic() + 5
+        while not written and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert thread.is_alive()
+        assert [job.cloud_id for job in written] == ["002506"]
+        assert thread.writer.counters.errors == 1
+    finally:
+        thread.stop(timeout=5)
+    assert thread.writer.path_for("002506", moment).read_bytes() == b'{"good":1}\n'

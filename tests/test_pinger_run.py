@@ -282,3 +282,25 @@ def test_database_outage_keeps_polling_and_loses_no_counts(
     lines = read_hour_files(pinger.log_root)["00a101"]
     assert HouseholdStats.objects.get(household__cloud_id="00a101").total_events_logged == len(lines)
     assert pinger.service_log.count("statistics not saved, database unavailable") == 1
+
+
+def test_a_household_whose_password_cannot_be_decrypted_never_stops_the_others(
+    eagle_simulator, make_household, start_pinger
+):
+    """A stored password no key can decrypt (a rotated FIELD_ENCRYPTION_KEY, a row written by hand): that household
+    is left out and logged, the others are polled from the start, and later refreshes still pick up changes."""
+    from django.db import connection
+
+    sim = eagle_simulator
+    add(sim, make_household, "00a201")
+    broken = add(sim, make_household, "00a202")
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE loggerapp_household SET password = %s WHERE id = %s", ["not-a-fernet-token", broken.pk])
+    pinger = start_pinger("--interval", str(INTERVAL), "--refresh", "1", env={"EAGLE_CLOUD_URL": sim.cloud_url})
+    assert wait_for(lambda: sim.requests("00a201") >= 3, timeout=20), pinger.service_log + pinger.stderr
+    add(sim, make_household, "00a203")  # added while running: the refresh must still work
+    assert wait_for(lambda: sim.requests("00a203") >= 3, timeout=10), pinger.service_log + pinger.stderr
+    assert pinger.stop() == 0, pinger.stderr
+    assert sim.requests("00a202") == 0
+    assert "password cannot be decrypted" in pinger.service_log and "00a202" in pinger.service_log
+    assert pinger.service_log.count("password cannot be decrypted") == 1  # not once per refresh

@@ -104,3 +104,22 @@ def test_deleted_household_is_ignored(make_household):
     acc.record_success(household.pk + 999, T0, 1.0, None)
     acc.record_success(household.pk, T0, 1.0, None)
     assert write_deltas(acc.take()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_heartbeat_never_counts_a_saved_batch_twice(make_household):
+    """The batch is committed, then the heartbeat fails (here: a name too long for its column, a real DataError
+    from PostgreSQL): the batch must not be put back, or the next flush would add the same readings again."""
+    from loggerapp.pinger.flusher import StatsFlusher
+
+    household = make_household("002506")
+    acc = StatsAccumulator()
+    flusher = StatsFlusher(acc, every=1.0, heartbeat_name="h" * 101, interval=6.0, heartbeat=lambda: (1, {}))
+    for n in range(3):
+        acc.record_success(household.pk, T0 + 6 * n, 1.0, None)
+        acc.record_written(household.pk, T0 + 6 * n)
+    assert flusher.flush() is False
+    assert HouseholdStats.objects.get(household=household).total_events_logged == 3
+    flusher.heartbeat_name = "host:1/1"
+    assert flusher.flush() is True
+    assert HouseholdStats.objects.get(household=household).total_events_logged == 3

@@ -367,3 +367,65 @@ def test_bad_hour_option_is_refused(log_root):
         timeout=60,
     )
     assert result.returncode != 0 and "YYYY-MM-DD-HH" in result.stderr
+
+
+class LateWriterArchive(FileSystemArchive):
+    """A real folder archive; while the object is being stored the pinger appends a late line to the local file."""
+
+    def __init__(self, storage, local_path, late_line):
+        super().__init__(storage)
+        self.local_path, self.late_line = local_path, late_line
+
+    def create(self, name, body, digest, content_encoding):
+        with open(self.local_path, "ab") as handle:
+            handle.write(self.late_line)
+        super().create(name, body, digest, content_encoding)
+
+
+def test_a_line_appended_during_the_upload_is_never_deleted(folder_archive, write_hour_file):
+    start = H1.timestamp()
+    path = write_hour_file("002506", H1, lines=10)
+    late = reading_line("002506", start + 3599.5)
+    summary = run_rotation(archive=LateWriterArchive(storages["archive"], path, late))
+    assert summary.count("uploaded") == 1
+    assert path.exists() and path.read_bytes().endswith(late)  # the late line was not uploaded: the file stays
+
+    again = run_rotation()  # the next run finds the hour uploaded and merges the new line
+    assert again.count("merged") == 1 and not path.exists()
+    stored = (folder_archive / key("002506", H1)).read_bytes()
+    assert late in stored and stored.count(b"\n") == 11
+    assert HourFile.objects.get(cloud_id="002506", hour=H1).lines == 11
+
+
+class ConnectionKillingArchive(FileSystemArchive):
+    """A real folder archive; during the first upload the worker's PostgreSQL session is terminated (a database
+    restart, a failover), so recording that file in the ledger fails."""
+
+    def __init__(self, storage):
+        super().__init__(storage)
+        self.killed = False
+
+    def create(self, name, body, digest, content_encoding):
+        from django.db import DatabaseError, connection
+
+        if not self.killed:
+            self.killed = True
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+            except DatabaseError:
+                pass
+        super().create(name, body, digest, content_encoding)
+
+
+def test_a_lost_database_connection_fails_one_file_and_the_run_goes_on(folder_archive, write_hour_file):
+    paths = [write_hour_file(f"00ab1{n}", H1, lines=5) for n in range(4)]
+    summary = run_rotation(archive=ConnectionKillingArchive(storages["archive"]), concurrency=1)
+    assert summary.failed == 1 and summary.count("uploaded") == 3
+    assert sum(path.exists() for path in paths) == 1  # the file whose upload could not be recorded stays
+    failed = HourFile.objects.get(state=HourFile.State.FAILED)  # recorded on a new connection, retried next run
+    assert failed.reason
+
+    retry = run_rotation()
+    assert retry.count("present") == 1 and not any(path.exists() for path in paths)
+    assert set(HourFile.objects.values_list("state", flat=True)) == {HourFile.State.UPLOADED}

@@ -150,3 +150,10 @@ def test_inline_shows_the_households_recent_hours(ledger_rows, staff_user):
     rows = inline.get_queryset(request).filter(household=household)
     assert [row.state for row in rows] == ["uploaded", "failed"]  # the five-day-old hour is beyond its window
     assert not inline.has_add_permission(request) and inline.get_readonly_fields(request) == inline.fields
+
+
+def test_merge_survives_a_poll_time_too_large_for_a_float():
+    good = reading_line("002506", 6.0)
+    huge = b'{"cloud_id": "002506", "poll_time": 1' + b"0" * 400 + b"}"
+    merged = lines.merge(good, huge + b"\n")
+    assert merged == good + huge + b"\n"  # kept, at the end, never lost

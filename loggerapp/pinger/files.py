@@ -87,6 +87,7 @@ class HourFileWriter:
         self._handles: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._dirs: set[int] = set()
         self._failing: dict[str, str] = {}  # cloud_id -> cause, while its writes fail
+        self._closed_before = -1  # hours before this index are over: a late line's file is closed right after it
         self.counters = WriteCounters()
 
     @property
@@ -108,6 +109,10 @@ class HourFileWriter:
         except OSError as exc:
             self._failed(cloud_id, key, exc)
             return False
+        if key[1] < self._closed_before:
+            # A late line of an hour already closed: keep no handle on it. The rotation may take (and delete) that
+            # file at any time now; a later late line must reopen the path, not write into a deleted file.
+            self._close(key)
         self.counters.lines += 1
         self.counters.bytes += written
         if self._failing and cloud_id in self._failing:
@@ -122,6 +127,7 @@ class HourFileWriter:
             self._close(key)
         self.counters.closed_for_hour += len(stale)
         self._dirs = {index for index in self._dirs if index >= hour}
+        self._closed_before = max(self._closed_before, hour)
         return len(stale)
 
     def close_all(self) -> None:
@@ -251,7 +257,13 @@ class WriterThread(threading.Thread):
             self.writer.close_all()
 
     def _write(self, job: LineJob) -> None:
-        if self.writer.write(job.cloud_id, job.poll_time, job.line) and self.on_written is not None:
+        try:
+            written = self.writer.write(job.cloud_id, job.poll_time, job.line)
+        except Exception:  # not a disk error (those return False): a bug must not end the thread and every line after
+            self.writer.counters.errors += 1
+            logger.exception("household %s: line not written", job.cloud_id)
+            return
+        if written and self.on_written is not None:
             try:
                 self.on_written(job)
             except Exception:

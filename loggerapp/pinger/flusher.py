@@ -70,13 +70,16 @@ class StatsFlusher(threading.Thread):
     def flush(self) -> bool:
         """One batch and one heartbeat; False (and the batch kept for later) if the database refused."""
         deltas = self.accumulator.take()
+        saved = False  # once the batch is committed it must never be put back: that would count it twice
         try:
             close_old_connections()
             written = write_deltas(deltas)
+            saved = True
             households, details = self.heartbeat()
             write_heartbeat(self.heartbeat_name, self.interval, households, details)
         except DatabaseError as exc:
-            self.accumulator.put_back(deltas)
+            if not saved:
+                self.accumulator.put_back(deltas)
             self.failed_flushes += 1
             if not self.outage:
                 self.outage = True
@@ -91,7 +94,8 @@ class StatsFlusher(threading.Thread):
                 pass
             return False
         except Exception:  # a bug here must not end the thread (and with it every later flush)
-            self.accumulator.put_back(deltas)
+            if not saved:
+                self.accumulator.put_back(deltas)
             self.failed_flushes += 1
             logger.exception("statistics flush failed")
             return False

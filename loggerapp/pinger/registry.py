@@ -13,6 +13,9 @@ Decisions:
 5. Each loaded household gets a HouseholdStats row if it has none yet, and brings its stored status and
    consecutive failures, so a restarted pinger continues them (no flood of "state changed" lines, back-off
    continues where it was).
+6. One household whose stored password cannot be decrypted (a wrong or rotated FIELD_ENCRYPTION_KEY, a row
+   written by hand) is left out and logged; it never stops the others from loading. The ciphertext is read as
+   plain text and decrypted row by row, because the field's own decryption would abort the whole query.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connection
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from loggerapp.pinger.schedule import Shard
 from loggerapp.pinger.stats import ensure_stats_rows
@@ -55,6 +60,7 @@ class RegistryDiff:
 def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
     """Active households of a shard, keyed by cloud id. Runs in a thread; raises RegistryUnavailable."""
     from loggerapp.eagle import EagleTarget
+    from loggerapp.fields import DecryptionError, decrypt
     from loggerapp.models import Household
 
     close_old_connections()
@@ -66,9 +72,21 @@ def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
         ]
         entries: dict[str, HouseholdEntry] = {}
         missing_stats: list[int] = []
+        unreadable: list[str] = []
         for start in range(0, len(ids), 2000):
-            rows = Household.objects.filter(pk__in=ids[start : start + 2000]).select_related("stats").order_by()
+            rows = (
+                Household.objects.filter(pk__in=ids[start : start + 2000])
+                .select_related("stats")
+                .defer("password")
+                .annotate(password_ciphertext=Cast("password", output_field=TextField()))
+                .order_by()
+            )
             for household in rows:
+                try:
+                    household.password = decrypt(household.password_ciphertext or "")
+                except DecryptionError:
+                    unreadable.append(household.cloud_id)
+                    continue
                 stats = getattr(household, "stats", None)
                 if stats is None:
                     missing_stats.append(household.pk)
@@ -80,12 +98,30 @@ def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
                     consecutive_failures=stats.consecutive_failures if stats else 0,
                 )
         ensure_stats_rows(missing_stats)
+        _report_unreadable(unreadable)
         return entries
     except DatabaseError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise RegistryUnavailable(f"{type(exc).__name__}: {first_line}") from exc
     finally:
         connection.close()
+
+
+_unreadable_reported: frozenset[str] = frozenset()
+
+
+def _report_unreadable(cloud_ids: list[str]) -> None:
+    """Log the households left out for an undecryptable password, whenever that set changes (not every load)."""
+    global _unreadable_reported
+    current = frozenset(cloud_ids)
+    if current != _unreadable_reported:
+        if current:
+            logger.error(
+                "%d households not polled: their password cannot be decrypted with FIELD_ENCRYPTION_KEY (%s)",
+                len(current),
+                ", ".join(sorted(current)[:20]),
+            )
+        _unreadable_reported = current
 
 
 def diff(known: dict[str, HouseholdEntry], loaded: dict[str, HouseholdEntry]) -> RegistryDiff:

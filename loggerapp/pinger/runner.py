@@ -315,6 +315,11 @@ class Pinger:
                     len(self.households),
                 )
             return None
+        except Exception:  # a bug must not end the refresher (nor the run): keep the known list, retry later
+            logger.exception(
+                "household list could not be loaded; polling the %d known households", len(self.households)
+            )
+            return None
         if self._db_down:
             self._db_down = False
             logger.warning("database reachable again; household list refreshed")

@@ -159,7 +159,9 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
         report.outcome = SKIPPED
         return report
     try:
-        content = local.path.read_bytes()
+        with open(local.path, "rb") as handle:
+            content = handle.read()
+            read_stat = os.fstat(handle.fileno())
     except FileNotFoundError:
         ledger.release(row, run.owner)
         report.outcome = VANISHED
@@ -190,6 +192,11 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
         # Another run took the claim over as stale; the object is verified, so it will find it present.
         log.warning("%s: claim taken over by another run; leaving the local file to it", key)
         return report
+    if _changed_since_read(local.path, read_stat, len(content)):
+        # A late writer appended after the read: those lines are not in the archive. Keep the file; the next run
+        # finds the hour uploaded, reads the file again and merges what is new.
+        log.warning("%s grew while it was archived; kept for the next run, which merges the new lines", local.path)
+        return report
     try:
         local.path.unlink()
     except FileNotFoundError:
@@ -200,6 +207,35 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
     return report
 
 
+def _changed_since_read(path: Path, read_stat: os.stat_result, read_size: int) -> bool:
+    """Whether the file at ``path`` is no longer exactly the bytes that were read (grown, or another file)."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: keep it
+    same_file = (current.st_dev, current.st_ino) == (read_stat.st_dev, read_stat.st_ino)
+    return not same_file or current.st_size != read_size
+
+
+def _rotate_one_guarded(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
+    """``_rotate_one``, surviving what it cannot record itself: the ledger's database going away mid-file fails
+    this file only (it stays on disk), and the thread gets a fresh connection for the next one."""
+    try:
+        return _rotate_one(local, row, run)
+    except Exception as exc:
+        log.exception("%s: not archived, the ledger could not be updated", local.path)
+        reason = f"{type(exc).__name__}: {exc}"
+        close_old_connections()  # drop a broken connection: the next query opens a new one
+        try:
+            ledger.mark_failed(row, run.owner, reason)  # so the next run retries it without waiting for staleness
+        except Exception:
+            close_old_connections()
+        key = _key_for(local, run.prefix, run.use_gzip)
+        return FileReport(cloud_id=local.cloud_id, hour=hour_label(local.hour), key=key, outcome=FAILED, reason=reason)
+
+
 def _drain(work: queue.SimpleQueue, run: _Run, reports: list[FileReport], lock: threading.Lock) -> None:
     """One worker thread: take files until none are left, then close this thread's database connection."""
     try:
@@ -208,7 +244,7 @@ def _drain(work: queue.SimpleQueue, run: _Run, reports: list[FileReport], lock: 
                 local, row = work.get_nowait()
             except queue.Empty:
                 return
-            report = _rotate_one(local, row, run)
+            report = _rotate_one_guarded(local, row, run)
             with lock:
                 reports.append(report)
     finally:

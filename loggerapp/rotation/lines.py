@@ -56,7 +56,7 @@ def _split(content: bytes) -> list[bytes]:
 def _sort_key(index: int, line: bytes) -> tuple[float, int]:
     try:
         poll_time = float(json.loads(line)["poll_time"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):
         poll_time = math.inf  # a line that is not a reading (e.g. cut short by a crash) is kept, at the end
     if math.isnan(poll_time):
         poll_time = math.inf
