@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import json
 import logging
 import socket
 import ssl
@@ -607,6 +608,104 @@ def test_credentials_never_appear_in_errors_reprs_or_logs(eagle_simulator, proto
         assert error.__cause__ is None and error.__context__ is None  # no library exception holding the request
     assert secret not in repr(wrong) and secret not in repr(down)
     assert secret not in caplog.text and authorization not in caplog.text
+
+
+# --- a gateway that echoes the credentials it refused ------------------------------------------------------
+
+# A strong password holds characters that XML and JSON escape, and runs of white space that an <Error> text
+# collapses; the echoes below reach the client in those forms, not as the password itself.
+ECHOED_SECRET = 'Zq9 & <x>  "hunter2"\'s-ü'
+
+
+def _echo_answer(mode: str, password: str, authorization: str) -> tuple[str, bytes]:
+    from xml.sax.saxutils import escape
+
+    basic = authorization.removeprefix("Basic ")
+    padding = "x" * 280  # puts the password across the 300-character cut of the message
+    if mode == "xml":
+        text = f"Invalid password {escape(password, {chr(34): '&quot;', chr(39): '&apos;'})} for this user"
+        return "text/xml", f"<Error><Text>{text}</Text></Error>".encode()
+    if mode == "json":
+        return "application/json", json.dumps({"Error": f"Invalid password {password}"}).encode()
+    if mode == "basic":
+        return "text/xml", f"<Error>authorization refused: Basic {basic}</Error>".encode()
+    if mode == "cut":  # the password straddles both the message's and the raw answer's cut
+        body = f"<Error>{padding} password {escape(password)} {padding} {escape(password)}</Error>"
+        return "text/xml", body.encode()
+    raise AssertionError(mode)
+
+
+@contextmanager
+def _echoing_gateway(mode: str) -> Iterator[int]:
+    """A real HTTP server on loopback answering 200 with an <Error> that quotes the credentials it received."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Echo(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            authorization = self.headers.get("Authorization", "")
+            password = self.headers.get("Password")
+            if password is None:
+                decoded = base64.b64decode(authorization.removeprefix("Basic ")).decode()
+                password = decoded.partition(":")[2]
+            else:
+                password = password.encode("latin-1").decode("utf-8")
+            content_type, body = _echo_answer(mode, password, authorization)
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mode"),
+    [(p, m) for p in ("cloud", "eagle100") for m in ("xml", "json", "basic", "cut") if (p, m) != ("cloud", "basic")],
+)
+def test_credentials_echoed_in_any_form_are_blanked_from_errors(protocol, mode):
+    from xml.sax.saxutils import escape
+
+    secret = ECHOED_SECRET if protocol == "eagle100" else "Zq9&<x>hunter2-s3cret"  # headers are latin-1
+    authorization = base64.b64encode(f"0a1b2c:{secret}".encode()).decode()
+    fragments = [
+        secret,
+        escape(secret),
+        escape(secret, {'"': "&quot;", "'": "&apos;"}),
+        json.dumps(secret)[1:-1],
+        " ".join(secret.split()),
+        authorization,
+        secret[:8],  # half a password, left by a cut
+        escape(secret)[-8:],
+        "hunter2",
+    ]
+    with _echoing_gateway(mode) as port:
+        url = f"http://127.0.0.1:{port}/cgi-bin/post_manager"
+        target = EagleTarget("0a1b2c", protocol, "a@example.org", secret, address=f"127.0.0.1:{port}")
+        with sync_client(cloud_url=url) as client, pytest.raises(EagleError) as raised:
+            client.instantaneous_demand(target)
+
+        async def body(client: AsyncEagleClient) -> list[Any]:
+            return await asyncio.gather(client.instantaneous_demand(target), return_exceptions=True)
+
+        errors = [raised.value, *run_async(None, body, cloud_url=url)]
+    for error in errors:
+        assert isinstance(error, EagleError), error
+        shown = _everything_shown(error)
+        leaked = [fragment for fragment in fragments if fragment in shown]
+        assert not leaked, (leaked, shown)
+        assert "***" in error.message
 
 
 # --- client_for: what the admin's "test connection now" calls --------------------------------------------

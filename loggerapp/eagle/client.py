@@ -22,6 +22,7 @@ from loggerapp.eagle.legacy import Exchange, LegacyDialect
 from loggerapp.eagle.models import PROTOCOLS, EagleTarget, Price, Reading, Summation
 from loggerapp.eagle.transport_async import AsyncTransport
 from loggerapp.eagle.transport_sync import SyncTransport
+from loggerapp.eagle.wire import basic_auth_header
 
 Dialect = LegacyDialect | Eagle200Dialect
 logger = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ def _settings_default(name: str, value: Any) -> Any:
 
 
 def _scrubbed(exc: EagleError, target: EagleTarget) -> EagleError:
-    return exc.scrub(target.password, target.user_email if target.protocol == "cloud" else "")
+    """Blank the target's credentials out of an error, including the Basic header a local gateway could echo."""
+    if target.protocol == "cloud":
+        return exc.scrub(target.password, target.user_email)
+    basic = basic_auth_header(target.cloud_id, target.password).removeprefix("Basic ") if target.password else ""
+    return exc.scrub(target.password, basic)
 
 
 def _internal_error(exc: Exception, target: EagleTarget) -> BadResponse:

@@ -14,7 +14,9 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from loggerapp.eagle.errors import BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
+from loggerapp.eagle.errors import SECRET_MARGIN, BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
+
+ERROR_TEXT_LIMIT = 300  # characters of an `<Error>` text shown in a message
 
 # An `&` that does not start an entity or character reference. Some EAGLE-200 firmware writes
 # `<Description>Demand & Usage</Description>`; escaping the stray `&` keeps the rest of the answer readable.
@@ -99,15 +101,18 @@ _GATEWAY_WORDS = re.compile(
 
 def classify_error_text(text: str, raw: bytes | str | None = None) -> EagleError:
     """The exception an `<Error>` text stands for (see the order above)."""
-    text = " ".join(text.split())[:300] or "(no explanation)"
-    message = f"the gateway answered an error: {text}"
-    if _CREDENTIALS_WORDS.search(text):
-        return BadCredentials(message, raw)
-    if _METER_WORDS.search(text):
-        return MeterNotJoined(message, raw)
-    if _GATEWAY_WORDS.search(text):
-        return Unreachable(message, raw)
-    return BadResponse(message, raw)
+    # Kept longer than shown (ERROR_TEXT_LIMIT) until the client has scrubbed an echoed secret out of it.
+    text = " ".join(text.split())[: ERROR_TEXT_LIMIT + SECRET_MARGIN] or "(no explanation)"
+    prefix = "the gateway answered an error: "
+    message, limit = prefix + text, len(prefix) + ERROR_TEXT_LIMIT
+    shown = text[:ERROR_TEXT_LIMIT]
+    if _CREDENTIALS_WORDS.search(shown):
+        return BadCredentials(message, raw, message_limit=limit)
+    if _METER_WORDS.search(shown):
+        return MeterNotJoined(message, raw, message_limit=limit)
+    if _GATEWAY_WORDS.search(shown):
+        return Unreachable(message, raw, message_limit=limit)
+    return BadResponse(message, raw, message_limit=limit)
 
 
 def error_from_document(document: Element | Any, raw: bytes) -> EagleError | None:

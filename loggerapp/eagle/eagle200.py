@@ -54,7 +54,7 @@ def _document(status: int, body: bytes) -> Element:
     error = error_from_document(document, body)
     if error is not None:
         if not isinstance(error, BadCredentials) and _UNKNOWN_DEVICE.search(error.message):
-            raise MeterNotJoined(error.message, body)
+            raise error.reclassified(MeterNotJoined)
         raise error
     if not isinstance(document, Element):
         raise BadResponse("expected an XML answer", body)
