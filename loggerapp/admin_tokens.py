@@ -1,4 +1,4 @@
-"""The admin for API tokens: create one (its raw value is shown once, in a message after saving), see when it
+"""The admin for API tokens: create one (its raw value is shown once, on the page answering the save), see when it
 was last used, revoke it. The stored hash is never displayed; the prefix is what staff recognise a token by.
 Registered with the admin site when loggerapp.admin imports this module."""
 
@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 
 from loggerapp.models import ApiToken
 
@@ -58,16 +60,31 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return "active" if token.user.is_active else "user inactive"
 
     def save_model(self, request: HttpRequest, obj: ApiToken, form, change: bool) -> None:
-        """On creation: generate the key and show the raw value once; only its hash is stored."""
+        """On creation: generate the key; only its hash is stored, response_add shows the raw value once."""
         raw = None if change else obj.assign_new_key()
         super().save_model(request, obj, form, change)
         if raw is not None:
-            self.message_user(
-                request,
-                f"API token for {obj.user}: {raw} — copy it now; it is stored only as a hash and will not be shown "
-                "again. Send it as 'Authorization: Bearer <token>'.",
-                messages.SUCCESS,
-            )
+            request._iseif_raw_token = raw  # for response_add, in this request only
+
+    def response_add(self, request: HttpRequest, obj: ApiToken, post_url_continue=None) -> HttpResponse:
+        """Show the raw token in the answer to the POST itself, not in a message after a redirect.
+
+        A message would travel in the `messages` cookie (signed, not encrypted) or be stored in the session
+        until it is displayed; this page is the only place the raw value ever appears, and it is not cached.
+        """
+        raw = getattr(request, "_iseif_raw_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "API token created",
+            "opts": self.opts,
+            "token": obj,
+            "raw_token": raw,
+        }
+        response = TemplateResponse(request, "loggerapp/apitoken_created.html", context)
+        add_never_cache_headers(response)
+        return response
 
     @admin.action(description="Revoke selected tokens")
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

@@ -70,3 +70,24 @@ def test_editing_a_token_keeps_its_key(staff_client, staff_user):
 def test_anonymous_users_cannot_reach_the_token_admin(client):
     response = client.get(CHANGELIST)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_the_raw_token_never_travels_in_a_cookie_or_the_session(staff_client, staff_user):
+    """Shown in the answer to the save itself: a message would carry it in the `messages` cookie (signed, not
+    encrypted) or keep it in the session until displayed."""
+    from django.contrib.messages.storage.cookie import CookieStorage
+    from django.http import HttpRequest
+
+    response = staff_client.post(ADD, {"user": staff_user.pk, "name": "no-cookie"})
+    carried = []
+    for jar in (response.cookies, staff_client.cookies):
+        for morsel in jar.values():
+            carried.append(morsel.value)
+            if morsel.key == "messages" and morsel.value:
+                carried += [str(message) for message in CookieStorage(HttpRequest())._decode(morsel.value) or []]
+    carried += [str(value) for value in staff_client.session.values()]
+    assert not [value for value in carried if re.search(r"iseif_[A-Za-z0-9_\-]{43}", value)]
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    raw = re.search(r"(iseif_[A-Za-z0-9_\-]{43})", response.content.decode()).group(1)
+    assert ApiToken.objects.get(name="no-cookie").key_hash == hash_token(raw)
