@@ -624,3 +624,16 @@ def test_the_command_serves_the_database_households(make_household, tmp_path):
 def test_credentials_out_is_refused_with_from_db(tmp_path):
     with pytest.raises(CommandError):
         call_command("eagle_simulator", "--from-db", "--credentials-out", str(Path(tmp_path) / "x.jl"))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::"])  # noqa: S104
+def test_the_simulator_never_binds_beyond_loopback_whoever_starts_it(host):
+    from loggerapp.simulator.server import bind
+    from loggerapp.simulator.testing import run_simulator
+
+    with pytest.raises(ValueError, match="loopback"):
+        bind(host, 0)
+    with pytest.raises(ValueError, match="loopback"), run_simulator(host=host):
+        pass
+    with run_simulator(host="localhost") as sim:  # a name is fine when it resolves to loopback
+        assert sim.stats()["households"] == 0

@@ -525,9 +525,26 @@ def is_loopback_host(host: str) -> bool:
 
 
 def bind(host: str, port: int, backlog: int = 4096) -> socket.socket:
-    """A listening socket, bound before the server starts so its port is known (port 0: any free one)."""
+    """A listening socket, bound before the server starts so its port is known (port 0: any free one).
+
+    Loopback only, whoever calls it (the command, ``run_simulator``, a benchmark): the /_sim endpoints change
+    answers, and with ``--from-db`` it checks guesses against the study's real credentials. The name is resolved once
+    and the checked address is the one bound, so a name cannot resolve to loopback for the check and to
+    another interface for the bind.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=backlog)
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except socket.gaierror:
+        infos = []
+    address = infos[0][4][0] if infos else ""
+    try:
+        loopback = ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        loopback = False
+    if not host or not loopback:
+        raise ValueError(f"refusing to bind {host!r}: the EAGLE simulator listens on loopback only (e.g. 127.0.0.1)")
+    return socket.create_server((address, port), family=family, backlog=backlog)
 
 
 async def start(simulator: Simulator, sock: socket.socket) -> web.AppRunner:
