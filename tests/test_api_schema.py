@@ -42,8 +42,16 @@ def test_the_schema_check_catches_a_wrong_body():
 
 
 @pytest.mark.parametrize("url", ["/api/schema", "/api/schema/", "/api/v1/schema"])
-def test_the_schema_is_served_without_authentication(client, url):
+def test_the_schema_needs_authentication_like_every_endpoint(client, url):
     response = client.get(url)
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    check_response(response, "/schema")
+
+
+@pytest.mark.parametrize("url", ["/api/schema", "/api/schema/", "/api/v1/schema"])
+def test_the_schema_is_served_to_token_holders(api_client, url):
+    response = api_client.get(url)
     assert response.status_code == 200
     body = check_response(response, "/schema")
     assert body == openapi_document()
