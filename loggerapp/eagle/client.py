@@ -55,6 +55,17 @@ def _internal_error(exc: Exception, target: EagleTarget) -> BadResponse:
     return BadResponse(f"internal error ({type(exc).__name__})")
 
 
+def _client_settings(
+    cloud_url: str | None, connect_timeout: float | None, read_timeout: float | None
+) -> tuple[str, float, float]:
+    """Both clients' relay URL and timeouts: the arguments given, else the EAGLE_* settings."""
+    return (
+        _settings_default("EAGLE_CLOUD_URL", cloud_url),
+        float(_settings_default("EAGLE_CONNECT_TIMEOUT", connect_timeout)),
+        float(_settings_default("EAGLE_READ_TIMEOUT", read_timeout)),
+    )
+
+
 class _DialectCache:
     """target -> dialect, built on first use. Safe enough across threads: a race builds a dialect twice."""
 
@@ -89,9 +100,9 @@ class SyncEagleClient:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
     ) -> None:
-        self.cloud_url: str = _settings_default("EAGLE_CLOUD_URL", cloud_url)
-        self.connect_timeout: float = float(_settings_default("EAGLE_CONNECT_TIMEOUT", connect_timeout))
-        self.read_timeout: float = float(_settings_default("EAGLE_READ_TIMEOUT", read_timeout))
+        self.cloud_url, self.connect_timeout, self.read_timeout = _client_settings(
+            cloud_url, connect_timeout, read_timeout
+        )
         self._transport = SyncTransport(self.connect_timeout, self.read_timeout)
         self._dialects = _DialectCache(self.cloud_url)
 
@@ -152,9 +163,9 @@ class AsyncEagleClient:
         read_timeout: float | None = None,
         max_connections: int = 1024,
     ) -> None:
-        self.cloud_url: str = _settings_default("EAGLE_CLOUD_URL", cloud_url)
-        self.connect_timeout: float = float(_settings_default("EAGLE_CONNECT_TIMEOUT", connect_timeout))
-        self.read_timeout: float = float(_settings_default("EAGLE_READ_TIMEOUT", read_timeout))
+        self.cloud_url, self.connect_timeout, self.read_timeout = _client_settings(
+            cloud_url, connect_timeout, read_timeout
+        )
         self.max_connections = max_connections
         self._transport = AsyncTransport(self.connect_timeout, self.read_timeout, max_connections)
         self._dialects = _DialectCache(self.cloud_url)
