@@ -205,6 +205,16 @@ class S3Archive:
 # --- Local folder (FileSystemStorage) ------------------------------------------------------------------------
 
 
+def _fsync_directory(folder: Path) -> None:
+    """Make a new directory entry durable: the local file is deleted right after, and the archive folder may sit
+    on another file system, where a power cut could otherwise lose the entry but not the deletion."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class FileSystemArchive:
     """Files under a FileSystemStorage's location, written so that no reader ever sees half an object."""
 
@@ -239,6 +249,7 @@ class FileSystemArchive:
                 raise ObjectExists(name) from None
             finally:
                 temp.unlink(missing_ok=True)
+            _fsync_directory(path.parent)
         except ArchiveError:
             raise
         except OSError as exc:
@@ -255,6 +266,7 @@ class FileSystemArchive:
                     raise ObjectChanged(f"{name}: changed since it was read")
                 temp = self._write_temp(path, body)
                 os.replace(temp, path)
+            _fsync_directory(path.parent)
         except FileNotFoundError as exc:
             raise ObjectChanged(f"{name}: gone since it was read") from exc
         except ArchiveError:
