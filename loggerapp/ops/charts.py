@@ -1,7 +1,7 @@
 """Server-rendered SVG charts of demand and coverage: no JavaScript, no CDN, no build step.
 
 Two halves:
-1. Reading: polls from the hour files (CONTRACT.md's line format) on local disk, reading only the tail of a
+1. Reading: polls from the hour files (format: README.md, Data layout) on local disk, reading only the tail of a
    file when only its end is wanted, and (for the admin chart) from the archive once an hour has been uploaded
    and its local file deleted. Line counts for coverage are cached per (path, size, mtime): a finished hour's
    file never changes, so the status page counts it once per process.

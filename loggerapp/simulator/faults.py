@@ -1,6 +1,6 @@
 """Faults the simulator can inject, per household or as a rate over every request.
 
-The names are the team contract's (CONTRACT.md); each maps to one row of the reference's failure table.
+The names are documented in docs/simulator.md; each maps to one row of the reference's failure table.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 
 class SimulatorHandle:
-    """A running simulator: its URLs and a thread-safe control surface (see CONTRACT.md)."""
+    """A running simulator: its URLs and a thread-safe control surface (see docs/simulator.md)."""
 
     def __init__(self, simulator: Simulator, loop: asyncio.AbstractEventLoop, host: str, port: int) -> None:
         self._simulator = simulator
