@@ -1,6 +1,6 @@
 """Benchmark of `manage.py runpinger` against the EAGLE simulator, next to the old one-at-a-time poller.
 
-    /tmp/v13/bin/python bench/pinger.py --households 5000 --interval 6 --latency-ms 200 --duration 75
+    .venv/bin/python bench/pinger.py --households 5000 --interval 6 --latency-ms 200 --duration 75
 
 What it does, in one run:
 1. Creates a throwaway PostgreSQL database (``--db-name``, dropped and recreated), migrates it.

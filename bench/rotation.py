@@ -1,6 +1,6 @@
 """Benchmark of the hourly upload (`manage.py rotate_logs`) next to `rclone copy` of the same files.
 
-    /tmp/v13/bin/python bench/rotation.py --households 5000 --lines 480 --concurrency 16
+    .venv/bin/python bench/rotation.py --households 5000 --lines 480 --concurrency 16
 
 What it does, in one run:
 1. Creates a throwaway PostgreSQL database (``--db-name``, dropped and recreated), migrates it, and imports

@@ -1,9 +1,14 @@
 #!/usr/bin/env sh
-# Prints the path of a Python >= 3.12 (Django 6 needs it), or explains and fails. The default python3 here is
-# 3.11; pyenv installs may exist without being on PATH, so their usual places are tried too.
-for candidate in "${PYTHON:-}" python3.13 python3.12 python3 \
-    /root/.pyenv/versions/3.13*/bin/python3.13 /root/.pyenv/versions/3.12*/bin/python3.12 \
-    /usr/local/bin/python3.13 /usr/local/bin/python3.12 /usr/bin/python3.13 /usr/bin/python3.12; do
+# Prints the path of a Python >= 3.12 (Django 6 needs it), or explains and fails. Tried in order: $PYTHON,
+# the versioned and plain names on PATH, then the versions pyenv keeps under $PYENV_ROOT (or `pyenv root`),
+# which need not be on PATH. Nothing here names a folder of one particular machine.
+candidates="${PYTHON:-} python3.13 python3.12 python3"
+root=${PYENV_ROOT:-}
+[ -n "$root" ] || ! command -v pyenv >/dev/null 2>&1 || root=$(pyenv root 2>/dev/null || true)
+if [ -n "$root" ]; then
+    candidates="$candidates $(ls -d "$root"/versions/3.1[2-9]*/bin/python3 2>/dev/null | sort -r | tr '\n' ' ')"
+fi
+for candidate in $candidates; do
     [ -n "$candidate" ] || continue
     if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then
         "$candidate" -c 'import sys; print(sys.executable)'

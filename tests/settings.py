@@ -11,7 +11,9 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-" + "k" 
 # A fixed, test-only Fernet key; production keys come from FIELD_ENCRYPTION_KEY(_FILE).
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "MHJXjwjtCfaQpZLg0T1ulGUo4YnJAINTAP-FiaxjrDs=")
 os.environ.setdefault("HTTPS", "0")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# The Redis server of the tests (host:port); a developer running two suites at once gives each its own.
+os.environ.setdefault("TEST_REDIS", "127.0.0.1:6379")
+os.environ.setdefault("REDIS_URL", f"redis://{os.environ['TEST_REDIS']}/15")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 
 from iseif.settings import *  # noqa: F403

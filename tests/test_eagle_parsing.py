@@ -1,6 +1,6 @@
 """The EAGLE protocols, parsed without any I/O: a specification of how answers are read and classified.
 
-Every row of the reference's failure table and its numeric edge cases (../shared/eagle-api.md) appears here.
+Every row of the reference's failure table and its numeric edge cases (docs/eagle-protocol.md) appears here.
 """
 
 from __future__ import annotations

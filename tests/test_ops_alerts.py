@@ -15,6 +15,7 @@ from rq import Queue, SimpleWorker
 from loggerapp.models import AlertState, HourFile, HouseholdStats, PingerHeartbeat, Status
 from loggerapp.ops.alerts import check_alerts, run_alerts_job
 from loggerapp.paths import hour_file_path
+from tests.fixtures.core import redis_url
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def alert_settings(settings, log_root):
     settings.ALERT_EMAILS = ["ops@example.org", "pi@example.org"]
     settings.ALERT_SILENCE_MINUTES = 10
     settings.HEALTH_REQUIRE_PINGER = False  # each test states what it needs of the pinger
-    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.REDIS_URL = redis_url(13)
 
 
 def fresh_pinger(age_s: float = 1) -> None:
@@ -217,7 +218,7 @@ def test_the_rq_job_runs_on_a_real_worker(make_household):
     """The cron job's function, enqueued in real Redis and run by an RQ worker (in-process, same database)."""
     fresh_pinger()
     read_at(make_household("002506"), minutes_ago=30)
-    connection = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    connection = redis.Redis.from_url(redis_url(13))
     queue = Queue("ops-test-alerts", connection=connection)
     queue.empty()
     job = queue.enqueue(run_alerts_job)
@@ -233,7 +234,7 @@ def test_the_cron_module_registers_the_job_once(settings):
     """rqcron loads loggerapp.cron: the alert job once, our function, the configured cron string."""
     from rq.cron import CronScheduler
 
-    connection = redis.Redis.from_url("redis://127.0.0.1:6379/13")
+    connection = redis.Redis.from_url(redis_url(13))
     scheduler = CronScheduler(connection=connection)
     scheduler.load_config_from_file("loggerapp.cron")
     jobs = [job for job in scheduler.get_jobs() if job.name == "iseif-check-alerts"]

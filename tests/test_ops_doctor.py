@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 
 from loggerapp.ops.doctor import FAIL, PASS, SKIP, run_doctor
+from tests.fixtures.core import redis_url
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +19,7 @@ SECRET = "EAGLE-pw-never-printed-42"
 
 @pytest.fixture(autouse=True)
 def good_configuration(settings, tmp_path, log_root):
-    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.REDIS_URL = redis_url(13)
     settings.ARCHIVE_ROOT = tmp_path / "archive"
     settings.STORAGES = {
         **settings.STORAGES,

@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from loggerapp.models import PingerHeartbeat
 from loggerapp.ops.health import check_database, check_pinger, check_redis, run_health_checks
+from tests.fixtures.core import redis_url
 
 pytestmark = pytest.mark.django_db
 
-REDIS_OK = "redis://127.0.0.1:6379/13"
+REDIS_OK = redis_url(13)
 
 
 def closed_port() -> int:

@@ -156,7 +156,7 @@ def test_metrics_and_healthz_after_a_short_pinger_run(request, make_household, l
     """The real `runpinger` for five seconds against the simulator, then what the web side reports."""
     import subprocess
 
-    from tests.fixtures.core import manage_command, subprocess_env
+    from tests.fixtures.core import manage_command, redis_url, subprocess_env
 
     sim = request.getfixturevalue("eagle_simulator")
     for cloud_id in ("00e001", "00e002", "00e003"):
@@ -164,7 +164,7 @@ def test_metrics_and_healthz_after_a_short_pinger_run(request, make_household, l
         make_household(cloud_id, user_email=email, password=f"pw-{cloud_id}-secret")
         sim.add_household(cloud_id, protocol="cloud", user_email=email, password=f"pw-{cloud_id}-secret")
     sim.set_fault("00e003", "reset")
-    env = subprocess_env(EAGLE_CLOUD_URL=sim.cloud_url, LOG_ROOT=str(log_root), REDIS_URL="redis://127.0.0.1:6379/13")
+    env = subprocess_env(EAGLE_CLOUD_URL=sim.cloud_url, LOG_ROOT=str(log_root), REDIS_URL=redis_url(13))
     run = subprocess.run(
         manage_command("runpinger", "--duration", "5", "--interval", "1"),
         env=env,
@@ -174,7 +174,7 @@ def test_metrics_and_healthz_after_a_short_pinger_run(request, make_household, l
     )
     assert run.returncode == 0, run.stderr[-2000:]
 
-    settings.REDIS_URL = "redis://127.0.0.1:6379/13"
+    settings.REDIS_URL = redis_url(13)
     settings.HEALTH_HEARTBEAT_MIN_SECONDS = 30  # the pinger stopped a moment ago; its last beat must count
     health = client.get("/healthz")
     assert health.status_code == 200, health.content

@@ -18,11 +18,11 @@ from rq.job import Job
 
 from loggerapp.models import HourFile
 from loggerapp.paths import hour_start
-from tests.fixtures.core import manage_command, subprocess_env
+from tests.fixtures.core import manage_command, redis_url, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = redis_url(14)
 H1 = hour_start(timezone.now()) - timedelta(hours=1)
 
 

@@ -1,6 +1,6 @@
 """The EAGLE client: sans-IO protocol code (legacy.py, eagle200.py) driven by two thin transports.
 
-See /work/shared/eagle-api.md for the protocols and README (EAGLE client section) for the decisions.
+See docs/eagle-protocol.md for the protocols and README (EAGLE client section) for the decisions.
 """
 
 from loggerapp.eagle.client import AsyncEagleClient, BoundClient, SyncEagleClient, client_for

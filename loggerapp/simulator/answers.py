@@ -1,4 +1,4 @@
-"""The bodies the simulated gateways send, as the reference (../shared/eagle-api.md) describes them. Pure.
+"""The bodies the simulated gateways send, as the reference (docs/eagle-protocol.md) describes them. Pure.
 
 Legacy protocols (cloud relay, EAGLE-100): every number as 0x-prefixed hex, Demand as signed int24 in six
 digits (or int32 in eight, per household), the TimeStamp in the ZigBee epoch, XML unless the command asked for

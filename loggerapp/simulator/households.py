@@ -26,7 +26,7 @@ PROTOCOLS = ("cloud", "eagle100", "eagle200")
 @dataclass
 class SimHousehold:
     """One simulated EAGLE. The quirk fields reproduce firmware behaviour from the field reports in
-    ../shared/eagle-api.md; all are off by default."""
+    docs/eagle-protocol.md; all are off by default."""
 
     cloud_id: str
     protocol: str = "cloud"
