@@ -140,18 +140,29 @@ def test_an_exporting_household_sends_twos_complement(eagle_simulator):
     assert legacy_kw(wide) == pytest.approx(sim.demand_kw("00e002"), abs=0.0015)
 
 
-def test_json_answers_and_the_braceless_firmware(eagle_simulator):
+def test_json_answers_and_the_braceless_firmware_only_in_lists(eagle_simulator):
+    """The EAGLE-100 firmware bug drops the outer braces of the history and schedule lists only; every other
+    JSON answer of the same household keeps them (as the `eagle100` package's workaround expects)."""
     sim = eagle_simulator
     add(sim, "00a100", protocol="eagle100")
     add(sim, "00a101", protocol="eagle100", braceless_json=True)
     whole = ask(sim, "00a100", DEMAND_JSON, protocol="eagle100")
     assert whole.headers["Content-Type"].startswith("application/json")
     assert list(whole.json()["InstantaneousDemand"]) == LEGACY_FIELDS
-    braceless = ask(sim, "00a101", DEMAND_JSON, protocol="eagle100").text
-    assert braceless.startswith('"InstantaneousDemand"')
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(braceless)
-    assert list(json.loads("{" + braceless + "}")["InstantaneousDemand"]) == LEGACY_FIELDS
+    for command in ("get_instantaneous_demand", "get_price", "get_current_summation", "get_network_info"):
+        answer = ask(sim, "00a101", f"<Command><Name>{command}</Name><Format>JSON</Format></Command>", "eagle100")
+        assert answer.text.startswith("{"), command
+        assert len(answer.json()) == 1, command
+    history = "<Command><Name>get_history_data</Name><StartTime>0x1c91d800</StartTime><Format>JSON</Format></Command>"
+    schedule = "<Command><Name>get_schedule</Name><Event></Event><Format>JSON</Format></Command>"
+    for body, root, item in ((history, "HistoryData", "CurrentSummation"), (schedule, "ScheduleList", "ScheduleInfo")):
+        braceless = ask(sim, "00a101", body, protocol="eagle100").text
+        assert braceless.startswith(f'"{root}"'), braceless[:40]
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(braceless)
+        entries = json.loads("{" + braceless + "}")[root][item]
+        assert entries and all(isinstance(entry, dict) for entry in entries)
+        assert ask(sim, "00a100", body, protocol="eagle100").json()[root][item]  # healthy firmware: braces kept
     assert fields(ask(sim, "00a101", protocol="eagle100").text)["Demand"]  # XML is unaffected
 
 
@@ -169,8 +180,17 @@ def test_price_summation_and_network_info(eagle_simulator):
     totals = fields(summation.text)
     assert int(totals["SummationDelivered"], 16) / int(totals["Divisor"], 16) > 1000  # kWh on the meter
     assert re.fullmatch(r"0x[0-9a-f]{16}", totals["SummationReceived"])
-    network = fields(ask(sim, "00b100", "<Command><Name>get_network_info</Name></Command>").text)
-    assert network["Status"] == "Connected"
+    # get_network_info says what the gateway is (clients recognise an EAGLE-100 by its ModelId); the network
+    # status is another command, answered under the same root with the link's fields.
+    for cloud_id, protocol in (("00b100", "cloud"), ("00b101", "eagle100")):
+        info = fields(ask(sim, cloud_id, "<Command><Name>get_network_info</Name></Command>", protocol=protocol).text)
+        assert info["ModelId"] == "Z109-EAGLE"
+        assert info["Manufacturer"] == "Rainforest Automation, Inc."
+        assert {"DeviceMacId", "InstallCode", "LinkKey", "FWVersion", "HWVersion", "ImageType", "DateCode"} <= set(info)
+        assert "Status" not in info and secret(cloud_id) not in json.dumps(info)
+        status = ask(sim, cloud_id, "<Command><Name>get_network_status</Name></Command>", protocol=protocol)
+        link = fields(status.text)
+        assert link["Status"] == "Connected" and link["LinkStrength"] == "0x64" and "ModelId" not in link
     unknown = ask(sim, "00b100", "<Command><Name>reboot</Name></Command>")
     assert ElementTree.fromstring(unknown.text).tag == "Error"
 
