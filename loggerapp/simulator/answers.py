@@ -299,6 +299,8 @@ def device_query(
         "  <DeviceDetails>\n"
         f"    <HardwareAddress>{address or meter_mac(profile)}</HardwareAddress>\n"
         "    <Name>Power Meter</Name>\n"
+        "    <Manufacturer>Generic</Manufacturer>\n"  # the device's details carry these too (aioeagle reads them)
+        "    <ModelId>electric_meter</ModelId>\n"
         "    <Protocol>Zigbee</Protocol>\n"
         f"    <LastContact>0x{reading.unix_time:08x}</LastContact>\n"
         f"    <ConnectionStatus>{'Connected' if joined else 'Not Joined'}</ConnectionStatus>\n"
