@@ -657,3 +657,85 @@ def test_the_simulator_never_binds_beyond_loopback_whoever_starts_it(host):
         pass
     with run_simulator(host="localhost") as sim:  # a name is fine when it resolves to loopback
         assert sim.stats()["households"] == 0
+
+
+# --- hostile faults, cookies and routing ----------------------------------------------------------------------
+
+
+def test_hostile_faults_send_what_they_say(eagle_simulator):
+    """Read with plain sockets/requests (not our client): `huge` streams its size without a Content-Length,
+    `gzip_bomb` is a valid gzip of its size, `trickle` sends its answer a byte at a time, `deep_json` nests."""
+    import zlib
+
+    sim = eagle_simulator
+    for cloud_id in ("00f101", "00f102", "00f103", "00f104"):
+        add(sim, cloud_id)
+    sim.set_fault("00f101", "huge", size=300_000)
+    sim.set_fault("00f102", "gzip_bomb", size=3 * 1024 * 1024)
+    sim.set_fault("00f103", "trickle", interval_ms=4)
+    sim.set_fault("00f104", "deep_json", depth=500)
+
+    huge = ask(sim, "00f101", stream=True)
+    assert "Content-Length" not in huge.headers and huge.headers.get("Transfer-Encoding") == "chunked"
+    assert len(huge.content) == 300_000 and huge.content.startswith(b"<InstantaneousDemand>")
+
+    bomb = ask(sim, "00f102", stream=True)
+    assert bomb.headers["Content-Encoding"] == "gzip"
+    packed = bomb.raw.read(decode_content=False)
+    assert int(bomb.headers["Content-Length"]) == len(packed) < 10_000
+    assert zlib.decompress(packed, 16 + zlib.MAX_WBITS) == bytes(3 * 1024 * 1024)
+
+    started = time.monotonic()
+    trickled = ask(sim, "00f103")
+    assert fields(trickled.text)["Demand"]  # the normal answer, whole...
+    assert time.monotonic() - started > 0.004 * len(trickled.content)  # ...one byte per interval
+
+    nested = ask(sim, "00f104").text
+    assert nested.count("[") == 500 and nested.startswith('{"InstantaneousDemand": [')
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "message"),
+    [
+        ("huge", {"size": 0}, "size must be between"),
+        ("huge", {"interval_ms": 5}, "takes no parameter interval_ms"),
+        ("trickle", {"interval_ms": "soon"}, "interval_ms must be a number"),
+        ("slow", {"depth": 3}, "takes no parameter depth"),
+    ],
+)
+def test_fault_parameters_are_checked(eagle_simulator, fault, params, message):
+    add(eagle_simulator, "00f201")
+    answer = post(f"{eagle_simulator.base_url}/_sim/faults", json={"cloud_id": "00f201", "fault": fault, **params})
+    assert answer.status_code == 400 and message in answer.json()["error"]
+
+
+def test_a_household_that_sets_cookies_and_the_cookie_counter(eagle_simulator):
+    sim = eagle_simulator
+    add(sim, "00f301", set_cookie=True)
+    first = ask(sim, "00f301")
+    assert first.cookies.get("eagle_session")
+    assert sim.cookie_requests("00f301") == 0
+    ask(sim, "00f301", cookies={"eagle_session": first.cookies["eagle_session"]})
+    assert sim.cookie_requests("00f301") == 1 and sim.requests("00f301") == 2
+    assert sim.stats()["requests_with_cookies"] == 1
+
+
+def test_basic_auth_naming_a_local_gateway_wins_over_relay_headers(eagle_simulator):
+    sim = eagle_simulator
+    add(sim, "00f401", protocol="eagle100")
+    add(sim, "00f402")  # a cloud household
+    url = f"http://{sim.address}/cgi-bin/post_manager"
+    both = {"Cloud-ID": "00f402", "User": "h00f402@example.org", "Password": secret("00f402")}
+    local = requests.post(url, data=DEMAND, headers=both, auth=("00f401", secret("00f401")), timeout=5)
+    assert fields(local.text)["DeviceMacId"].endswith("00f401")  # answered as the local gateway
+    relay = requests.post(url, data=DEMAND, headers=both, timeout=5)
+    assert fields(relay.text)["DeviceMacId"].endswith("00f402")  # relay headers alone: the relay's household
+    refused = requests.post(url, data=DEMAND, headers=both, auth=("00f401", "wrong"), timeout=5)
+    assert refused.status_code == 401
+
+
+def test_the_no_reading_quirk_sends_the_zigbee_invalid_value(eagle_simulator):
+    add(eagle_simulator, "00f501", no_reading=True)
+    add(eagle_simulator, "00f502", no_reading=True, wide_demand=True)
+    assert fields(ask(eagle_simulator, "00f501").text)["Demand"] == "0x800000"
+    assert fields(ask(eagle_simulator, "00f502").text)["Demand"] == "0xff800000"
