@@ -194,6 +194,11 @@ ROTATION_MAX_ARCHIVE_ERRORS = env_int("ROTATION_MAX_ARCHIVE_ERRORS", 20)
 EAGLE_CLOUD_URL = env_str("EAGLE_CLOUD_URL", "https://rainforestcloud.com:9445/cgi-bin/post_manager")
 EAGLE_CONNECT_TIMEOUT = env_float("EAGLE_CONNECT_TIMEOUT", 2.0)
 EAGLE_READ_TIMEOUT = env_float("EAGLE_READ_TIMEOUT", 4.0)
+# The largest EAGLE answer read, counted both as received (compressed) and decompressed. A real answer is a few
+# KB; past this a poll is a bad_response and the connection is dropped, so one hostile gateway costs little.
+EAGLE_MAX_ANSWER_BYTES = env_int("EAGLE_MAX_ANSWER_BYTES", 65536)
+if EAGLE_MAX_ANSWER_BYTES < 4096:
+    raise ImproperlyConfigured(f"EAGLE_MAX_ANSWER_BYTES must be at least 4096, not {EAGLE_MAX_ANSWER_BYTES}")
 
 # --- Pinger ----------------------------------------------------------------------------------------------
 PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)

@@ -158,7 +158,7 @@ def test_legacy_fields_are_the_old_loggers_integers_with_demand_unsigned():
     [
         ({"Demand": "0xfffb2e"}, -1.234),
         ({"Demand": "0xfffffc18"}, -1.0),
-        ({"Demand": "0x800000"}, -8388.608),
+        ({"Demand": "0x800001"}, -8388.607),  # the most negative real int24 reading (0x800000 is "no value")
         ({"Demand": "0x7fffff"}, 8388.607),
         ({"Multiplier": "0x00000000"}, 1.234),
         ({"Divisor": "0x00000000"}, 1234.0),

@@ -140,18 +140,29 @@ def test_an_exporting_household_sends_twos_complement(eagle_simulator):
     assert legacy_kw(wide) == pytest.approx(sim.demand_kw("00e002"), abs=0.0015)
 
 
-def test_json_answers_and_the_braceless_firmware(eagle_simulator):
+def test_json_answers_and_the_braceless_firmware_only_in_lists(eagle_simulator):
+    """The EAGLE-100 firmware bug drops the outer braces of the history and schedule lists only; every other
+    JSON answer of the same household keeps them (as the `eagle100` package's workaround expects)."""
     sim = eagle_simulator
     add(sim, "00a100", protocol="eagle100")
     add(sim, "00a101", protocol="eagle100", braceless_json=True)
     whole = ask(sim, "00a100", DEMAND_JSON, protocol="eagle100")
     assert whole.headers["Content-Type"].startswith("application/json")
     assert list(whole.json()["InstantaneousDemand"]) == LEGACY_FIELDS
-    braceless = ask(sim, "00a101", DEMAND_JSON, protocol="eagle100").text
-    assert braceless.startswith('"InstantaneousDemand"')
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(braceless)
-    assert list(json.loads("{" + braceless + "}")["InstantaneousDemand"]) == LEGACY_FIELDS
+    for command in ("get_instantaneous_demand", "get_price", "get_current_summation", "get_network_info"):
+        answer = ask(sim, "00a101", f"<Command><Name>{command}</Name><Format>JSON</Format></Command>", "eagle100")
+        assert answer.text.startswith("{"), command
+        assert len(answer.json()) == 1, command
+    history = "<Command><Name>get_history_data</Name><StartTime>0x1c91d800</StartTime><Format>JSON</Format></Command>"
+    schedule = "<Command><Name>get_schedule</Name><Event></Event><Format>JSON</Format></Command>"
+    for body, root, item in ((history, "HistoryData", "CurrentSummation"), (schedule, "ScheduleList", "ScheduleInfo")):
+        braceless = ask(sim, "00a101", body, protocol="eagle100").text
+        assert braceless.startswith(f'"{root}"'), braceless[:40]
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(braceless)
+        entries = json.loads("{" + braceless + "}")[root][item]
+        assert entries and all(isinstance(entry, dict) for entry in entries)
+        assert ask(sim, "00a100", body, protocol="eagle100").json()[root][item]  # healthy firmware: braces kept
     assert fields(ask(sim, "00a101", protocol="eagle100").text)["Demand"]  # XML is unaffected
 
 
@@ -169,8 +180,17 @@ def test_price_summation_and_network_info(eagle_simulator):
     totals = fields(summation.text)
     assert int(totals["SummationDelivered"], 16) / int(totals["Divisor"], 16) > 1000  # kWh on the meter
     assert re.fullmatch(r"0x[0-9a-f]{16}", totals["SummationReceived"])
-    network = fields(ask(sim, "00b100", "<Command><Name>get_network_info</Name></Command>").text)
-    assert network["Status"] == "Connected"
+    # get_network_info says what the gateway is (clients recognise an EAGLE-100 by its ModelId); the network
+    # status is another command, answered under the same root with the link's fields.
+    for cloud_id, protocol in (("00b100", "cloud"), ("00b101", "eagle100")):
+        info = fields(ask(sim, cloud_id, "<Command><Name>get_network_info</Name></Command>", protocol=protocol).text)
+        assert info["ModelId"] == "Z109-EAGLE"
+        assert info["Manufacturer"] == "Rainforest Automation, Inc."
+        assert {"DeviceMacId", "InstallCode", "LinkKey", "FWVersion", "HWVersion", "ImageType", "DateCode"} <= set(info)
+        assert "Status" not in info and secret(cloud_id) not in json.dumps(info)
+        status = ask(sim, cloud_id, "<Command><Name>get_network_status</Name></Command>", protocol=protocol)
+        link = fields(status.text)
+        assert link["Status"] == "Connected" and link["LinkStrength"] == "0x64" and "ModelId" not in link
     unknown = ask(sim, "00b100", "<Command><Name>reboot</Name></Command>")
     assert ElementTree.fromstring(unknown.text).tag == "Error"
 
@@ -637,3 +657,85 @@ def test_the_simulator_never_binds_beyond_loopback_whoever_starts_it(host):
         pass
     with run_simulator(host="localhost") as sim:  # a name is fine when it resolves to loopback
         assert sim.stats()["households"] == 0
+
+
+# --- hostile faults, cookies and routing ----------------------------------------------------------------------
+
+
+def test_hostile_faults_send_what_they_say(eagle_simulator):
+    """Read with plain sockets/requests (not our client): `huge` streams its size without a Content-Length,
+    `gzip_bomb` is a valid gzip of its size, `trickle` sends its answer a byte at a time, `deep_json` nests."""
+    import zlib
+
+    sim = eagle_simulator
+    for cloud_id in ("00f101", "00f102", "00f103", "00f104"):
+        add(sim, cloud_id)
+    sim.set_fault("00f101", "huge", size=300_000)
+    sim.set_fault("00f102", "gzip_bomb", size=3 * 1024 * 1024)
+    sim.set_fault("00f103", "trickle", interval_ms=4)
+    sim.set_fault("00f104", "deep_json", depth=500)
+
+    huge = ask(sim, "00f101", stream=True)
+    assert "Content-Length" not in huge.headers and huge.headers.get("Transfer-Encoding") == "chunked"
+    assert len(huge.content) == 300_000 and huge.content.startswith(b"<InstantaneousDemand>")
+
+    bomb = ask(sim, "00f102", stream=True)
+    assert bomb.headers["Content-Encoding"] == "gzip"
+    packed = bomb.raw.read(decode_content=False)
+    assert int(bomb.headers["Content-Length"]) == len(packed) < 10_000
+    assert zlib.decompress(packed, 16 + zlib.MAX_WBITS) == bytes(3 * 1024 * 1024)
+
+    started = time.monotonic()
+    trickled = ask(sim, "00f103")
+    assert fields(trickled.text)["Demand"]  # the normal answer, whole...
+    assert time.monotonic() - started > 0.004 * len(trickled.content)  # ...one byte per interval
+
+    nested = ask(sim, "00f104").text
+    assert nested.count("[") == 500 and nested.startswith('{"InstantaneousDemand": [')
+
+
+@pytest.mark.parametrize(
+    ("fault", "params", "message"),
+    [
+        ("huge", {"size": 0}, "size must be between"),
+        ("huge", {"interval_ms": 5}, "takes no parameter interval_ms"),
+        ("trickle", {"interval_ms": "soon"}, "interval_ms must be a number"),
+        ("slow", {"depth": 3}, "takes no parameter depth"),
+    ],
+)
+def test_fault_parameters_are_checked(eagle_simulator, fault, params, message):
+    add(eagle_simulator, "00f201")
+    answer = post(f"{eagle_simulator.base_url}/_sim/faults", json={"cloud_id": "00f201", "fault": fault, **params})
+    assert answer.status_code == 400 and message in answer.json()["error"]
+
+
+def test_a_household_that_sets_cookies_and_the_cookie_counter(eagle_simulator):
+    sim = eagle_simulator
+    add(sim, "00f301", set_cookie=True)
+    first = ask(sim, "00f301")
+    assert first.cookies.get("eagle_session")
+    assert sim.cookie_requests("00f301") == 0
+    ask(sim, "00f301", cookies={"eagle_session": first.cookies["eagle_session"]})
+    assert sim.cookie_requests("00f301") == 1 and sim.requests("00f301") == 2
+    assert sim.stats()["requests_with_cookies"] == 1
+
+
+def test_basic_auth_naming_a_local_gateway_wins_over_relay_headers(eagle_simulator):
+    sim = eagle_simulator
+    add(sim, "00f401", protocol="eagle100")
+    add(sim, "00f402")  # a cloud household
+    url = f"http://{sim.address}/cgi-bin/post_manager"
+    both = {"Cloud-ID": "00f402", "User": "h00f402@example.org", "Password": secret("00f402")}
+    local = requests.post(url, data=DEMAND, headers=both, auth=("00f401", secret("00f401")), timeout=5)
+    assert fields(local.text)["DeviceMacId"].endswith("00f401")  # answered as the local gateway
+    relay = requests.post(url, data=DEMAND, headers=both, timeout=5)
+    assert fields(relay.text)["DeviceMacId"].endswith("00f402")  # relay headers alone: the relay's household
+    refused = requests.post(url, data=DEMAND, headers=both, auth=("00f401", "wrong"), timeout=5)
+    assert refused.status_code == 401
+
+
+def test_the_no_reading_quirk_sends_the_zigbee_invalid_value(eagle_simulator):
+    add(eagle_simulator, "00f501", no_reading=True)
+    add(eagle_simulator, "00f502", no_reading=True, wide_demand=True)
+    assert fields(ask(eagle_simulator, "00f501").text)["Demand"] == "0x800000"
+    assert fields(ask(eagle_simulator, "00f502").text)["Demand"] == "0xff800000"

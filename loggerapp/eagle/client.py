@@ -6,10 +6,16 @@
 
 Each client keeps one dialect per target (headers, auth and bodies built once; the EAGLE-200 meter address
 remembered). Only EagleError subclasses leave the three public methods, with any echoed password blanked out.
+
+Bounds (issue 11): every answer is capped at EAGLE_MAX_ANSWER_BYTES by the transports; the synchronous methods
+take an overall `deadline` for the whole exchange; the async client parses an answer larger than
+INLINE_PARSE_BYTES in a worker thread, so that even the costliest answer under the cap (about 15 ms of XML
+parsing for 64 KB of elements, against 0.1 ms for a real one; bench/eagle_answers.py) never blocks the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -17,7 +23,7 @@ import traceback
 from typing import Any
 
 from loggerapp.eagle.eagle200 import Eagle200Dialect
-from loggerapp.eagle.errors import BadResponse, EagleError
+from loggerapp.eagle.errors import BadResponse, EagleError, Unreachable
 from loggerapp.eagle.legacy import Exchange, LegacyDialect
 from loggerapp.eagle.models import PROTOCOLS, EagleTarget, Price, Reading, Summation
 from loggerapp.eagle.transport_async import AsyncTransport
@@ -27,6 +33,9 @@ from loggerapp.eagle.wire import basic_auth_header
 Dialect = LegacyDialect | Eagle200Dialect
 logger = logging.getLogger(__name__)
 MAX_DIALECTS = 50_000  # cached targets per client; past this the cache starts over (households come and go)
+# Answers longer than this are parsed off the event loop. Real answers are 0.3-3 KB; only a broken or hostile
+# gateway sends more, and such an answer can cost tens of milliseconds of parsing.
+INLINE_PARSE_BYTES = 16384
 
 
 def _settings_default(name: str, value: Any) -> Any:
@@ -56,14 +65,24 @@ def _internal_error(exc: Exception, target: EagleTarget) -> BadResponse:
 
 
 def _client_settings(
-    cloud_url: str | None, connect_timeout: float | None, read_timeout: float | None
-) -> tuple[str, float, float]:
-    """Both clients' relay URL and timeouts: the arguments given, else the EAGLE_* settings."""
+    cloud_url: str | None, connect_timeout: float | None, read_timeout: float | None, max_answer_bytes: int | None
+) -> tuple[str, float, float, int]:
+    """Both clients' relay URL, timeouts and answer ceiling: the arguments given, else the EAGLE_* settings."""
     return (
         _settings_default("EAGLE_CLOUD_URL", cloud_url),
         float(_settings_default("EAGLE_CONNECT_TIMEOUT", connect_timeout)),
         float(_settings_default("EAGLE_READ_TIMEOUT", read_timeout)),
+        int(_settings_default("EAGLE_MAX_ANSWER_BYTES", max_answer_bytes)),
     )
+
+
+def _step(exchange: Exchange, answer: tuple[int, bytes]) -> tuple[bool, Any]:
+    """Feed an answer to an exchange: (False, next request) or (True, result). StopIteration cannot cross a
+    thread's Future, so it is turned into a value here."""
+    try:
+        return False, exchange.send(answer)
+    except StopIteration as done:
+        return True, done.value
 
 
 class _DialectCache:
@@ -92,31 +111,39 @@ class _DialectCache:
 
 
 class SyncEagleClient:
-    """Blocking client over a pooled requests.Session; defaults from settings EAGLE_CLOUD_URL / _TIMEOUTs."""
+    """Blocking client over a pooled requests.Session; defaults from the settings EAGLE_CLOUD_URL, _TIMEOUTs and
+    EAGLE_MAX_ANSWER_BYTES.
+
+    `deadline` (a `time.monotonic()` instant) ends the whole exchange, all its requests, by then: a gateway that
+    has not answered completely is Unreachable. Without one, each request ends by connect + read timeout.
+    """
 
     def __init__(
         self,
         cloud_url: str | None = None,
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
+        max_answer_bytes: int | None = None,
     ) -> None:
-        self.cloud_url, self.connect_timeout, self.read_timeout = _client_settings(
-            cloud_url, connect_timeout, read_timeout
+        self.cloud_url, self.connect_timeout, self.read_timeout, self.max_answer_bytes = _client_settings(
+            cloud_url, connect_timeout, read_timeout, max_answer_bytes
         )
-        self._transport = SyncTransport(self.connect_timeout, self.read_timeout)
+        self._transport = SyncTransport(self.connect_timeout, self.read_timeout, max_answer_bytes=self.max_answer_bytes)
         self._dialects = _DialectCache(self.cloud_url)
 
     def __repr__(self) -> str:
         return f"<SyncEagleClient cloud_url={self.cloud_url!r}>"
 
-    def _run(self, target: EagleTarget, command: str) -> Any:
+    def _run(self, target: EagleTarget, command: str, deadline: float | None = None) -> Any:
         """Drive one exchange: send each request it yields, feed it the answer, return what it returns."""
         started = time.perf_counter()
         try:
+            if deadline is not None and deadline <= time.monotonic():
+                raise Unreachable("no time left to ask the gateway (the deadline has passed)")
             exchange: Exchange = getattr(self._dialects.get(target), command)()
             request = next(exchange)
             while True:
-                answer = self._transport.send(request)
+                answer = self._transport.send(request, deadline)
                 try:
                     request = exchange.send(answer)
                 except StopIteration as done:
@@ -131,17 +158,18 @@ class SyncEagleClient:
             return result
         raise error
 
-    def instantaneous_demand(self, target: EagleTarget) -> Reading:
-        """Demand now (signed kW), with the meter's time and the raw fields."""
-        return self._run(target, "demand")
+    def instantaneous_demand(self, target: EagleTarget, *, deadline: float | None = None) -> Reading:
+        """Demand now (signed kW), with the meter's time and the raw fields; Unreachable if not done by
+        `deadline` (a `time.monotonic()` instant)."""
+        return self._run(target, "demand", deadline)
 
-    def price(self, target: EagleTarget) -> Price:
+    def price(self, target: EagleTarget, *, deadline: float | None = None) -> Price:
         """The current price (None when the device reports none)."""
-        return self._run(target, "price")
+        return self._run(target, "price", deadline)
 
-    def summation(self, target: EagleTarget) -> Summation:
+    def summation(self, target: EagleTarget, *, deadline: float | None = None) -> Summation:
         """Cumulative kWh delivered and received."""
-        return self._run(target, "summation")
+        return self._run(target, "summation", deadline)
 
     def close(self) -> None:
         self._transport.close()
@@ -162,12 +190,15 @@ class AsyncEagleClient:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
         max_connections: int = 1024,
+        max_answer_bytes: int | None = None,
     ) -> None:
-        self.cloud_url, self.connect_timeout, self.read_timeout = _client_settings(
-            cloud_url, connect_timeout, read_timeout
+        self.cloud_url, self.connect_timeout, self.read_timeout, self.max_answer_bytes = _client_settings(
+            cloud_url, connect_timeout, read_timeout, max_answer_bytes
         )
         self.max_connections = max_connections
-        self._transport = AsyncTransport(self.connect_timeout, self.read_timeout, max_connections)
+        self._transport = AsyncTransport(
+            self.connect_timeout, self.read_timeout, max_connections, max_answer_bytes=self.max_answer_bytes
+        )
         self._dialects = _DialectCache(self.cloud_url)
 
     def __repr__(self) -> str:
@@ -181,11 +212,14 @@ class AsyncEagleClient:
             request = next(exchange)
             while True:
                 answer = await self._transport.send(request)
-                try:
-                    request = exchange.send(answer)
-                except StopIteration as done:
-                    result = done.value
+                if len(answer[1]) > INLINE_PARSE_BYTES:
+                    finished, value = await asyncio.to_thread(_step, exchange, answer)
+                else:
+                    finished, value = _step(exchange, answer)
+                if finished:
+                    result = value
                     break
+                request = value
         except EagleError as exc:
             error = _scrubbed(exc, target)
         except Exception as exc:
@@ -225,7 +259,12 @@ def shared_sync_client() -> SyncEagleClient:
     """A process-wide SyncEagleClient for the current settings (rebuilt when tests override them)."""
     from django.conf import settings
 
-    key = (settings.EAGLE_CLOUD_URL, settings.EAGLE_CONNECT_TIMEOUT, settings.EAGLE_READ_TIMEOUT)
+    key = (
+        settings.EAGLE_CLOUD_URL,
+        settings.EAGLE_CONNECT_TIMEOUT,
+        settings.EAGLE_READ_TIMEOUT,
+        settings.EAGLE_MAX_ANSWER_BYTES,
+    )
     with _shared_lock:
         client = _shared.get(key)
         if client is None:
@@ -244,14 +283,14 @@ class BoundClient:
     def __repr__(self) -> str:
         return f"<BoundClient {self.target.cloud_id} {self.target.protocol}>"
 
-    def instantaneous_demand(self) -> Reading:
-        return self.client.instantaneous_demand(self.target)
+    def instantaneous_demand(self, *, deadline: float | None = None) -> Reading:
+        return self.client.instantaneous_demand(self.target, deadline=deadline)
 
-    def price(self) -> Price:
-        return self.client.price(self.target)
+    def price(self, *, deadline: float | None = None) -> Price:
+        return self.client.price(self.target, deadline=deadline)
 
-    def summation(self) -> Summation:
-        return self.client.summation(self.target)
+    def summation(self, *, deadline: float | None = None) -> Summation:
+        return self.client.summation(self.target, deadline=deadline)
 
 
 def client_for(household_or_target: Any, client: SyncEagleClient | None = None) -> BoundClient:

@@ -17,6 +17,10 @@ from defusedxml import DefusedXmlException
 from loggerapp.eagle.errors import SECRET_MARGIN, BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
 
 ERROR_TEXT_LIMIT = 300  # characters of an `<Error>` text shown in a message
+# Real JSON answers nest three levels deep (HistoryData -> CurrentSummation list -> fields). A gateway sending
+# thousands of levels would make json.loads (and any later str()) raise RecursionError, which used to reach the
+# client's "internal error" path and log a traceback on every poll.
+MAX_JSON_DEPTH = 16
 
 # An `&` that does not start an entity or character reference. Some EAGLE-200 firmware writes
 # `<Description>Demand & Usage</Description>`; escaping the stray `&` keeps the rest of the answer readable.
@@ -46,15 +50,42 @@ def parse_xml(body: bytes) -> Element:
 
 
 def parse_json(text: str, body: bytes) -> Any:
-    """A JSON answer; a body lacking its outer braces (`"InstantaneousDemand": {...}`) is wrapped and retried."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads("{" + text + "}")
-    except ValueError:
-        raise BadResponse("the answer is neither XML nor JSON", body) from None
+    """A JSON answer; a body lacking its outer braces (`"InstantaneousDemand": {...}`) is wrapped and retried.
+
+    Nesting deeper than MAX_JSON_DEPTH is a BadResponse, whether the decoder noticed it (RecursionError) or not.
+    """
+    for candidate in (text, "{" + text + "}"):
+        try:
+            document = json.loads(candidate)
+        except RecursionError:
+            raise _too_deep(body) from None
+        except ValueError:
+            continue
+        if _depth_exceeds(document, MAX_JSON_DEPTH):
+            raise _too_deep(body)
+        return document
+    raise BadResponse("the answer is neither XML nor JSON", body)
+
+
+def _too_deep(body: bytes) -> BadResponse:
+    return BadResponse(f"the JSON answer is nested deeper than {MAX_JSON_DEPTH} levels", body)
+
+
+def _depth_exceeds(document: Any, limit: int) -> bool:
+    """Whether lists/objects nest deeper than `limit`; iterative, so it cannot itself run out of stack."""
+    stack = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
 
 
 def parse_body(body: bytes) -> Element | Any:

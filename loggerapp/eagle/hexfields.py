@@ -56,6 +56,22 @@ def parse_signed_demand(text: str, field: str = "Demand") -> int:
     return value
 
 
+# The ZigBee (ZCL) "invalid" value of a signed integer: the meter has no measurement to give. For int24 it is
+# 0x800000; devices that send Demand in eight digits sign-extend it (0xff800000); 0x80000000 is int32's own.
+# Read as numbers they would be -8,388.608 kW or -2,147,483.648 kW (Divisor 1000): never a real reading.
+_INVALID_SIGNED = {6: {0x800000}, 8: {0xFF800000, 0x80000000}}
+
+
+def is_invalid_demand(text: str) -> bool:
+    """Whether a Demand field holds the ZigBee "no value" marker (`0x800000`, `0xff800000`, `0x80000000`)."""
+    try:
+        digits = hex_digits(text, "Demand")
+    except BadResponse:
+        return False
+    width = 6 if len(digits) <= 6 else 8 if len(digits) <= 8 else 0
+    return int(digits, 16) in _INVALID_SIGNED.get(width, ())
+
+
 def nonzero(value: int) -> int:
     """A Multiplier or Divisor of 0 counts as 1 (devices send 0 for 'not used')."""
     return value or 1

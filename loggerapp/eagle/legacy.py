@@ -17,6 +17,7 @@ from xml.etree.ElementTree import Element
 from loggerapp.eagle.documents import error_from_document, parse_body
 from loggerapp.eagle.errors import BadResponse
 from loggerapp.eagle.hexfields import (
+    is_invalid_demand,
     parse_hex,
     parse_signed_demand,
     scale,
@@ -49,6 +50,7 @@ LEGACY_INT_FIELDS = (
     "DigitsLeft",
 )
 LEGACY_TEXT_FIELDS = ("SuppressLeadingZero",)
+NO_READING = "no reading"  # how the message of a poll whose Demand is the ZigBee invalid value begins
 
 
 def command_body(name: str) -> bytes:
@@ -108,10 +110,15 @@ def parse_instantaneous_demand(status: int, body: bytes, cloud_id: str, protocol
     """A Reading from a `get_instantaneous_demand` answer.
 
     kW = signed Demand x Multiplier / Divisor (zeros count as 1); meter time = TimeStamp + ZigBee epoch.
+    The ZigBee invalid value (`0x800000`, `0xff800000`, `0x80000000`) is BadResponse("no reading: ...").
     `legacy` keeps the old logger's view: every hex field as an unsigned int, SuppressLeadingZero as text.
     """
     fields = answer_fields(status, body, DEMAND)
     demand_text = _required(fields, "Demand", body)
+    if is_invalid_demand(demand_text):
+        # A poll that got an answer but no measurement: a failed poll (bad_response) with a message of its own,
+        # rather than a reading of -8,388.608 kW or a reading without a value (see docs/eagle-client.md).
+        raise BadResponse(f"{NO_READING}: Demand {demand_text} is the ZigBee invalid value (the meter sent none)", body)
     try:
         signed = parse_signed_demand(demand_text)
     except BadResponse as exc:

@@ -3,6 +3,11 @@
 One ClientSession and one TCPConnector for the client's lifetime (keep-alive, `limit=max_connections`,
 no per-host limit), a ClientTimeout with connect, sock_read and total, no cookie jar (nothing to keep, and
 cookies must never cross households), no environment proxies.
+
+The body is read undecoded (`auto_decompress=False`) in chunks through `BoundedBody`: at most
+EAGLE_MAX_ANSWER_BYTES received and as many decoded, so a 600 MB answer or a gzip bomb costs one ceiling of
+memory and a fraction of a millisecond of the event loop, then the connection is closed (a half-read
+connection never goes back to the pool).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import ssl
 
 import aiohttp
 
+from loggerapp.eagle.bounded import ACCEPT_ENCODING, DEFAULT_MAX_ANSWER_BYTES, READ_CHUNK, BoundedBody, check_length
 from loggerapp.eagle.errors import BadResponse, EagleError, Unreachable
 from loggerapp.eagle.wire import HttpRequest
 
@@ -18,10 +24,17 @@ from loggerapp.eagle.wire import HttpRequest
 class AsyncTransport:
     """`await send(request) -> (status, body)` or an EagleError. Create and use inside one event loop."""
 
-    def __init__(self, connect_timeout: float, read_timeout: float, max_connections: int = 1024) -> None:
+    def __init__(
+        self,
+        connect_timeout: float,
+        read_timeout: float,
+        max_connections: int = 1024,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+    ) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.max_connections = max_connections
+        self.max_answer_bytes = max_answer_bytes
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -42,7 +55,8 @@ class AsyncTransport:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
             raise_for_status=False,
-            auto_decompress=True,
+            auto_decompress=False,  # BoundedBody decodes, under the ceiling
+            headers={"Accept-Encoding": ACCEPT_ENCODING},
         )
         return self._session
 
@@ -62,9 +76,15 @@ class AsyncTransport:
                 ssl=request.verify_tls,
                 allow_redirects=False,
             ) as response:
-                return response.status, await response.read()
+                try:
+                    return response.status, await self._read(response)
+                except BaseException:
+                    response.close()  # drop the connection: the rest of this answer must not reach the next one
+                    raise
+        except EagleError as exc:
+            error: EagleError = exc
         except TimeoutError:  # aiohttp's connect and read timeouts are TimeoutError subclasses
-            error: EagleError = Unreachable(
+            error = Unreachable(
                 f"no answer from {request.url} within {self.connect_timeout:g} s connect / {self.read_timeout:g} s read"
             )
         except (aiohttp.ClientSSLError, ssl.SSLError):
@@ -82,6 +102,13 @@ class AsyncTransport:
         except Exception as exc:  # never let a library error escape (CancelledError is a BaseException: passes)
             error = BadResponse(f"request to {request.url} failed ({type(exc).__name__})")
         raise error
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        check_length(response.content_length, self.max_answer_bytes)
+        body = BoundedBody(self.max_answer_bytes, response.headers.get("Content-Encoding"))
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            body.feed(chunk)
+        return body.finish()
 
     async def close(self) -> None:
         if self._session is not None:

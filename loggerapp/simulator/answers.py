@@ -9,6 +9,9 @@ field reports describe (inline units, unsigned wrap, stale meter, missing parts,
 from __future__ import annotations
 
 import json
+import struct
+import zlib
+from functools import lru_cache
 
 from loggerapp.simulator.households import SimHousehold
 from loggerapp.simulator.meter import MeterReading, Profile, local_hour
@@ -66,12 +69,29 @@ def _xml(root: str, items: list[tuple[str, str]]) -> str:
     return f"<{root}>\n{inner}</{root}>\n"
 
 
-def legacy_document(root: str, items: list[tuple[str, str]], want_json: bool, braceless: bool) -> tuple[str, str]:
-    """(body, content type) of a legacy answer in the form the command asked for."""
+def legacy_document(root: str, items: list[tuple[str, str]], want_json: bool) -> tuple[str, str]:
+    """(body, content type) of a legacy answer in the form the command asked for. Always whole: the firmware
+    bug that drops the outer braces concerns only the lists (``legacy_list``)."""
     if not want_json:
         return _xml(root, items), XML
-    text = json.dumps({root: dict(items)})
-    return (text[1:-1] if braceless else text), JSON
+    return json.dumps({root: dict(items)}), JSON
+
+
+# Roots of the answers the EAGLE-100's braceless-JSON bug affects: only these lists (clients that work around
+# the bug, such as the `eagle100` package, test for exactly these two).
+BRACELESS_ROOTS = frozenset({"HistoryData", "ScheduleList"})
+
+
+def legacy_list(
+    root: str, item_root: str, entries: list[list[tuple[str, str]]], want_json: bool, braceless: bool
+) -> tuple[str, str]:
+    """A list answer (``HistoryData``, ``ScheduleList``): in JSON, ``{root: {item_root: [...]}}``, without its
+    outer braces when the household has the ``braceless_json`` firmware bug."""
+    if not want_json:
+        inner = "".join(_xml(item_root, items).replace("\n", "\n  ") for items in entries)
+        return f"<{root}>\n  {inner.rstrip()}\n</{root}>\n", XML
+    text = json.dumps({root: {item_root: [dict(items) for items in entries]}})
+    return (text[1:-1] if braceless and root in BRACELESS_ROOTS else text), JSON
 
 
 def legacy_error(text: str, want_json: bool) -> tuple[str, str]:
@@ -80,12 +100,20 @@ def legacy_error(text: str, want_json: bool) -> tuple[str, str]:
     return f"<Error>{text}</Error>\n", XML
 
 
+# The ZigBee invalid value of Demand (no measurement), in the household's field width.
+NO_READING_DEMAND = {False: "0x800000", True: "0xff800000"}
+
+
 def instantaneous_demand(household: SimHousehold, profile: Profile, reading: MeterReading) -> list[tuple[str, str]]:
+    if household.no_reading:
+        demand = NO_READING_DEMAND[household.wide_demand]
+    else:
+        demand = encode_demand(reading.demand_kw, household.multiplier, household.divisor, household.wide_demand)
     return [
         ("DeviceMacId", device_mac(household)),
         ("MeterMacId", meter_mac(profile)),
         ("TimeStamp", f"0x{reading.zigbee_time:08x}"),
-        ("Demand", encode_demand(reading.demand_kw, household.multiplier, household.divisor, household.wide_demand)),
+        ("Demand", demand),
         ("Multiplier", f"0x{household.multiplier:08x}"),
         ("Divisor", f"0x{household.divisor:08x}"),
         ("DigitsRight", "0x03"),
@@ -136,7 +164,33 @@ def current_summation(
     ]
 
 
-def network_info(household: SimHousehold, profile: Profile, joined: bool) -> list[tuple[str, str]]:
+EAGLE100_MODEL = "Z109-EAGLE"
+MANUFACTURER = "Rainforest Automation, Inc."
+
+
+def network_info(household: SimHousehold, profile: Profile) -> list[tuple[str, str]]:
+    """``get_network_info``: what the gateway is (clients tell an EAGLE-100 by ``ModelId`` Z109-EAGLE).
+
+    The codes are made up from the household's profile; the simulator never echoes the install code a client
+    authenticated with, so a test that prints this answer prints no password."""
+    key = profile.key
+    return [
+        ("DeviceMacId", device_mac(household)),
+        ("InstallCode", f"0x{(key * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF:016x}"),
+        ("LinkKey", f"0x{(key * 0xC2B2AE3D27D4EB4F) & (2**128 - 1):032x}"),
+        ("FWVersion", "2.0.21 (7964)"),
+        ("HWVersion", "1.2.5"),
+        ("ImageType", "0x1301"),
+        ("Manufacturer", MANUFACTURER),
+        ("ModelId", EAGLE100_MODEL),
+        ("DateCode", "2014081323520712"),
+        ("Protocol", "Zigbee"),
+    ]
+
+
+def network_status(household: SimHousehold, profile: Profile, joined: bool) -> list[tuple[str, str]]:
+    """``get_network_status``: the ZigBee link to the meter. The firmware answers it under the same
+    ``NetworkInfo`` root as ``get_network_info``, with other fields."""
     return [
         ("DeviceMacId", device_mac(household)),
         ("CoordMacId", meter_mac(profile)),
@@ -146,6 +200,25 @@ def network_info(household: SimHousehold, profile: Profile, joined: bool) -> lis
         ("Channel", "20"),
         ("ShortAddr", "0xe1ab"),
         ("LinkStrength", "0x64" if joined else "0x00"),
+        ("Protocol", "Zigbee"),
+    ]
+
+
+SCHEDULE_EVENTS = (("time", 900), ("price", 90), ("demand", 10), ("summation", 300), ("message", 120))
+
+
+def schedule_list(household: SimHousehold, profile: Profile, event: str) -> list[list[tuple[str, str]]]:
+    """``get_schedule``: how often the gateway asks the meter for each kind of data (one entry, or all)."""
+    return [
+        [
+            ("DeviceMacId", device_mac(household)),
+            ("MeterMacId", meter_mac(profile)),
+            ("Event", name),
+            ("Frequency", f"0x{seconds:04x}"),
+            ("Enabled", "Y"),
+        ]
+        for name, seconds in SCHEDULE_EVENTS
+        if not event or event == name
     ]
 
 
@@ -226,6 +299,8 @@ def device_query(
         "  <DeviceDetails>\n"
         f"    <HardwareAddress>{address or meter_mac(profile)}</HardwareAddress>\n"
         "    <Name>Power Meter</Name>\n"
+        "    <Manufacturer>Generic</Manufacturer>\n"  # the device's details carry these too (aioeagle reads them)
+        "    <ModelId>electric_meter</ModelId>\n"
         "    <Protocol>Zigbee</Protocol>\n"
         f"    <LastContact>0x{reading.unix_time:08x}</LastContact>\n"
         f"    <ConnectionStatus>{'Connected' if joined else 'Not Joined'}</ConnectionStatus>\n"
@@ -262,3 +337,46 @@ def device_query(
         "  </Components>\n"
         "</Device>\n"
     )
+
+
+# --- hostile answers (faults) ----------------------------------------------------------------------------
+
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+_BOMB_BLOCK = 1 << 20
+
+
+@lru_cache(maxsize=4)
+def gzip_bomb(size: int) -> bytes:
+    """A valid gzip stream of ``size`` zero bytes (rounded up to whole MiB), built in about 0.1 s per 100 MB.
+
+    Compressing that much would take seconds; instead one MiB of zeros is deflated once, ending in a full flush
+    (which makes each compressed block independent, so identical input gives identical bytes), and that block
+    is repeated. Only the CRC-32 in the trailer needs the whole length. About 1,000:1."""
+    blocks = max(1, -(-size // _BOMB_BLOCK))
+    zeros = bytes(_BOMB_BLOCK)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    compressor.compress(zeros)
+    compressor.flush(zlib.Z_FULL_FLUSH)  # the first block may differ (no history yet); the second is canonical
+    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    final = compressor.flush()
+    crc = 0
+    for _ in range(blocks):
+        crc = zlib.crc32(zeros, crc)
+    total = blocks * _BOMB_BLOCK
+    return _GZIP_HEADER + block * blocks + final + struct.pack("<II", crc, total & 0xFFFFFFFF)
+
+
+def huge_chunks(size: int, chunk: int = 65536):
+    """``size`` bytes of an answer that starts like a demand answer and never ends usefully."""
+    head = b"<InstantaneousDemand>\n  <Padding>"
+    yield head[:size]
+    left = size - len(head)
+    filler = b"x" * chunk
+    while left > 0:
+        yield filler[: min(chunk, left)]
+        left -= chunk
+
+
+def deep_json(depth: int) -> bytes:
+    """JSON nested ``depth`` levels: what once made the client log a traceback on every poll."""
+    return b'{"InstantaneousDemand": ' + b"[" * depth + b"]" * depth + b"}"

@@ -1,6 +1,7 @@
 """Faults the simulator can inject, per household or as a rate over every request.
 
-The names are documented in docs/simulator.md; each maps to one row of the reference's failure table.
+The names are documented in docs/simulator.md; each maps to one row of the reference's failure table, or (the
+last four) to a hostile or badly broken gateway that the client must survive with bounded memory and time.
 """
 
 from __future__ import annotations
@@ -19,9 +20,25 @@ FAULTS = frozenset(
         "empty",  # 200 with an empty body
         "slow",  # the normal answer after delay_ms
         "reset",  # the connection closed without an answer (after delay_ms, if given)
+        "huge",  # a 200 answer of `size` bytes (default 256 MB), streamed without a Content-Length
+        "gzip_bomb",  # `Content-Encoding: gzip` whose body expands to `size` bytes (default 256 MB of zeros)
+        "trickle",  # the normal answer, one byte every `interval_ms` (default 2000)
+        "deep_json",  # 200 with JSON nested `depth` levels deep (default 20,000)
     }
 )
 DEFAULT_SLOW_MS = 5000.0
+DEFAULT_SIZE = 256 * 1024 * 1024
+DEFAULT_TRICKLE_MS = 2000.0
+DEFAULT_DEPTH = 20_000
+MAX_SIZE = 8 * 1024**3  # a fault is a test tool: 8 GiB of answer is enough to prove any ceiling
+# Parameters each fault understands, with their defaults; anything else is refused.
+PARAMETERS: dict[str, dict[str, float]] = {
+    "huge": {"size": DEFAULT_SIZE},
+    "gzip_bomb": {"size": DEFAULT_SIZE},
+    "trickle": {"interval_ms": DEFAULT_TRICKLE_MS},
+    "deep_json": {"depth": DEFAULT_DEPTH},
+}
+LIMITS = {"size": (1, MAX_SIZE), "interval_ms": (1, 600_000), "depth": (1, 10_000_000)}
 
 
 @dataclass(frozen=True)
@@ -32,7 +49,7 @@ class Fault:
 
     @classmethod
     def make(cls, name: str, **params: object) -> Fault:
-        """Validate a fault name and its parameters (only ``delay_ms`` has a meaning today)."""
+        """Validate a fault name and its parameters: ``delay_ms`` for every fault, plus PARAMETERS[name]."""
         if name not in FAULTS:
             raise ValueError(f"unknown fault {name!r} (one of {', '.join(sorted(FAULTS))})")
         delay = params.pop("delay_ms", None)
@@ -42,7 +59,25 @@ class Fault:
             raise ValueError("delay_ms must be a number") from None
         if delay_ms < 0:
             raise ValueError("delay_ms cannot be negative")
-        return cls(name, delay_ms, dict(params))
+        known = PARAMETERS.get(name, {})
+        unknown = set(params) - set(known)
+        if unknown:
+            raise ValueError(f"fault {name!r} takes no parameter {', '.join(sorted(unknown))}")
+        values: dict[str, object] = {}
+        for key, default in known.items():
+            raw = params.get(key, default)
+            try:
+                number = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"{key} must be a number") from None
+            low, high = LIMITS[key]
+            if not low <= number <= high:
+                raise ValueError(f"{key} must be between {low:g} and {high:g}")
+            values[key] = number if key == "interval_ms" else int(number)
+        return cls(name, delay_ms, values)
+
+    def param(self, key: str) -> float:
+        return self.params[key]  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, object]:
         return {"fault": self.name, "delay_ms": self.delay_ms, **self.params}

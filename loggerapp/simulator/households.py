@@ -39,13 +39,16 @@ class SimHousehold:
     multiplier: int = 1
     divisor: int = 1000
     invalid_price: bool = False  # get_price answers Price "invalid" and no Currency
-    braceless_json: bool = False  # eagle100 firmware: JSON answers without their outer braces
+    braceless_json: bool = False  # eagle100 firmware: JSON history and schedule lists without their outer braces
+    no_reading: bool = False  # Demand is the ZigBee invalid value (0x800000, or 0xff800000 when wide): no value
     # EAGLE-200
     inline_units: bool = False  # <Value>21.499 kW</Value> instead of a separate <Units>
     unsigned_wrap: bool = False  # exported power as an unsigned 32-bit wrap (4294963.584000)
     stale_meter: bool = False  # a not-Connected meter is listed before the live one
     missing: str = ""  # "device" or "components": answers that lack that part (EAGLE 3)
     bare_ampersand: bool = False  # an unescaped & in <Description>
+    # Any protocol
+    set_cookie: bool = False  # every answer sets a session cookie (a client must never send it for another)
     origin: str = field(default="code", compare=False)  # code, generated, db, http
 
     def __post_init__(self) -> None:

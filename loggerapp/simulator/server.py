@@ -6,10 +6,11 @@ Decisions:
 2. The request body is scanned with a few regular expressions instead of an XML parser. The simulator only
    needs the command name, the format, a hardware address and variable names; a regex cannot expand entities,
    and it keeps a request at a few dozen microseconds so that one core serves thousands a second.
-3. A household is identified as the real gateways do it: the ``Cloud-ID`` header (cloud relay, with ``User``
-   and ``Password``) or the HTTP Basic user (EAGLE-100/200, password = install code). A household answers only
-   in its own protocol: the relay does not know a local gateway (unknown cloud id) and a local gateway refuses
-   relay headers (401).
+3. A household is identified as the real gateways do it: the HTTP Basic user (EAGLE-100/200, password =
+   install code) or the ``Cloud-ID`` header (cloud relay, with ``User`` and ``Password``). Basic auth naming a
+   local gateway wins: Rainforest's own client sends the relay headers *and* Basic auth to a local EAGLE-100,
+   which answers on Basic auth. A household answers only in its own protocol: the relay does not know a local
+   gateway (unknown cloud id) and a local gateway refuses relay headers alone (401).
 4. Every request that names a known household is counted before anything else, including refused ones, so
    tests can see that a client backed off.
 5. The /_sim control endpoints answer only peers on loopback; the command also refuses to bind elsewhere.
@@ -37,7 +38,7 @@ from aiohttp import web
 from loggerapp.simulator import answers
 from loggerapp.simulator.faults import Fault
 from loggerapp.simulator.households import QUIRKS, SimHousehold
-from loggerapp.simulator.meter import Profile, Totals, derive_profile, reading_at
+from loggerapp.simulator.meter import ZIGBEE_EPOCH, Profile, Totals, derive_profile, reading_at
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,22 @@ _FORMAT = re.compile(rb"<Format>\s*([^<]*?)\s*</Format>", re.IGNORECASE)
 _HARDWARE = re.compile(rb"<HardwareAddress>\s*([^<]*?)\s*</HardwareAddress>", re.IGNORECASE)
 _VARIABLE = re.compile(rb"<Variable>\s*<Name>\s*([^<]*?)\s*</Name>", re.IGNORECASE)
 
-_LEGACY_COMMANDS = {"get_instantaneous_demand", "get_price", "get_current_summation", "get_network_info"}
+_LEGACY_COMMANDS = {
+    "get_instantaneous_demand",
+    "get_price",
+    "get_current_summation",
+    "get_network_info",
+    "get_network_status",
+    "get_history_data",
+    "get_schedule",
+}
+_START_TIME = re.compile(rb"<StartTime>\s*([^<]*?)\s*</StartTime>", re.IGNORECASE)
+_END_TIME = re.compile(rb"<EndTime>\s*([^<]*?)\s*</EndTime>", re.IGNORECASE)
+_FREQUENCY = re.compile(rb"<Frequency>\s*([^<]*?)\s*</Frequency>", re.IGNORECASE)
+_EVENT = re.compile(rb"<Event>\s*([^<]*?)\s*</Event>", re.IGNORECASE)
+MAX_HISTORY_ENTRIES = 96
+SESSION_COOKIE = "eagle_session"
+_STREAM_CHUNK = 65536
 _EAGLE200_COMMANDS = {"device_list", "device_query"}
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="Rainforest EAGLE"'}
 _GARBAGE = b"\x00\x17\xffRainforest gw: ??? {{{ ]]> unexpected condition \xfe\xfd"
@@ -90,6 +106,7 @@ class Simulator:
         self._faults: dict[str, Fault] = {}
         self._rates: list[tuple[float, Fault]] = []
         self.counts: Counter[str] = Counter()
+        self.cookies_seen: Counter[str] = Counter()  # requests of a household that carried a Cookie header
         self.statuses: Counter[int] = Counter()
         self.injected: Counter[str] = Counter()
         self.total_requests = 0
@@ -208,6 +225,10 @@ class Simulator:
     def requests(self, cloud_id: str) -> int:
         return self.counts.get(cloud_id.lower(), 0)
 
+    def cookie_requests(self, cloud_id: str) -> int:
+        """How many of the household's requests carried a Cookie header (a client should send none)."""
+        return self.cookies_seen.get(cloud_id.lower(), 0)
+
     def demand_kw(self, cloud_id: str, now: float | None = None) -> float:
         """The kW the household answers at ``now`` (default: now), as a correct client decodes it."""
         household = self.household(cloud_id)
@@ -220,6 +241,7 @@ class Simulator:
             "households": len(self._households),
             "protocols": dict(protocols),
             "requests": self.total_requests,
+            "requests_with_cookies": sum(self.cookies_seen.values()),
             "unknown_requests": self.unknown_requests,
             "statuses": {str(status): count for status, count in sorted(self.statuses.items())},
             "injected": dict(self.injected),
@@ -275,10 +297,14 @@ class Simulator:
         self.total_requests += 1
         body = await request.read()
         headers = request.headers
+        user, password = _basic_auth(headers.get("Authorization", ""))
+        local = self._households.get(user) if user else None
+        if local is not None and local.protocol != "cloud":
+            return await self._local(request, body, local, password)
         header_id = headers.get("Cloud-ID")
         if header_id is not None:
             return await self._cloud(request, header_id.strip().lower(), body)
-        return await self._local(request, body)
+        return await self._local(request, body, None, password)
 
     async def _cloud(self, request: web.Request, cloud_id: str, body: bytes) -> web.StreamResponse:
         household = self._households.get(cloud_id)
@@ -287,7 +313,7 @@ class Simulator:
             self.unknown_requests += 1
             await self._latency()
             return self._respond(200, *answers.legacy_error(answers.ERROR_TEXTS["unknown_cloud_id"], want_json))
-        self.counts[cloud_id] += 1
+        self._count(request, cloud_id)
         fault = self._fault_for(cloud_id)
         user = request.headers.get("User", "")
         password = request.headers.get("Password", "")
@@ -303,14 +329,19 @@ class Simulator:
             return self._respond(200, *answers.legacy_error(answers.ERROR_TEXTS["bad_credentials"], want_json))
         return await self._answer(request, household, body, fault)
 
-    async def _local(self, request: web.Request, body: bytes) -> web.StreamResponse:
-        user, password = _basic_auth(request.headers.get("Authorization", ""))
-        household = self._households.get(user) if user else None
+    def _count(self, request: web.Request, cloud_id: str) -> None:
+        self.counts[cloud_id] += 1
+        if "Cookie" in request.headers:
+            self.cookies_seen[cloud_id] += 1
+
+    async def _local(
+        self, request: web.Request, body: bytes, household: SimHousehold | None, password: str
+    ) -> web.StreamResponse:
         if household is None or household.protocol == "cloud":
             self.unknown_requests += 1
             await self._latency()
             return self._respond(401, "Unauthorized", "text/plain", _UNAUTHORIZED_HEADERS)
-        self.counts[household.cloud_id] += 1
+        self._count(request, household.cloud_id)
         fault = self._fault_for(household.cloud_id)
         await self._latency()
         if not hmac.compare_digest(password.encode(), household.password.encode()) or (
@@ -339,6 +370,14 @@ class Simulator:
                 return self._respond(200, b"", "text/xml")
             if name == "garbage":
                 return self._respond(200, _GARBAGE, "text/plain")
+            if name == "huge":
+                return await self._stream(request, answers.huge_chunks(int(fault.param("size"))), "text/xml")
+            if name == "gzip_bomb":
+                response = self._respond(200, answers.gzip_bomb(int(fault.param("size"))), "text/xml")
+                response.headers["Content-Encoding"] = "gzip"
+                return response
+            if name == "deep_json":
+                return self._respond(200, answers.deep_json(int(fault.param("depth"))), answers.JSON)
             if name == "error":
                 text = answers.ERROR_TEXTS["error_cloud" if household.protocol == "cloud" else "error_local"]
                 return self._respond(200, *answers.legacy_error(text, _wants_json(body)))
@@ -346,7 +385,47 @@ class Simulator:
         text, content_type = self._document(household, body, joined)
         if fault is not None and fault.name == "truncated":
             text = text[: len(text) // 2]
-        return self._respond(200, text, content_type)
+        if fault is not None and fault.name == "trickle":
+            return await self._trickle(request, text.encode(), content_type, fault.param("interval_ms") / 1000.0)
+        response = self._respond(200, text, content_type)
+        if household.set_cookie:
+            response.set_cookie(SESSION_COOKIE, f"{self._rng.getrandbits(64):016x}", path="/", httponly=True)
+        return response
+
+    async def _stream(self, request: web.Request, chunks: Iterable[bytes], content_type: str) -> web.StreamResponse:
+        """A 200 answer written chunk by chunk without a Content-Length (chunked), until done or the client
+        leaves; memory stays at one chunk whatever the size."""
+        self.statuses[200] += 1
+        response = web.StreamResponse(status=200)
+        response.content_type = content_type
+        response.enable_chunked_encoding()
+        try:
+            await response.prepare(request)
+            for chunk in chunks:
+                await response.write(chunk)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # the client stopped reading and closed: that is the point
+            pass
+        return response
+
+    async def _trickle(
+        self, request: web.Request, data: bytes, content_type: str, interval: float
+    ) -> web.StreamResponse:
+        """The whole answer announced (Content-Length), then sent one byte every ``interval`` seconds: each
+        byte restarts a per-read timeout, so only an overall deadline ends the exchange."""
+        self.statuses[200] += 1
+        response = web.StreamResponse(status=200)
+        response.content_type = content_type.split(";")[0]
+        response.content_length = len(data)
+        try:
+            await response.prepare(request)
+            for index in range(len(data)):
+                await response.write(data[index : index + 1])
+                await asyncio.sleep(interval)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
 
     def _document(self, household: SimHousehold, body: bytes, joined: bool) -> tuple[str, str]:
         """The normal answer to the command in ``body`` (meter not joined when ``joined`` is False)."""
@@ -386,19 +465,56 @@ class Simulator:
         if command not in _LEGACY_COMMANDS:
             return answers.legacy_error(answers.ERROR_TEXTS["unknown_command"], want_json)
         if command == "get_network_info":
-            items = answers.network_info(household, profile, joined)
-            return answers.legacy_document("NetworkInfo", items, want_json, braceless)
+            return answers.legacy_document("NetworkInfo", answers.network_info(household, profile), want_json)
+        if command == "get_network_status":
+            items = answers.network_status(household, profile, joined)
+            return answers.legacy_document("NetworkInfo", items, want_json)
+        if command == "get_schedule":
+            event = _EVENT.search(body)
+            wanted = event.group(1).decode("utf-8", "replace").strip().lower() if event else ""
+            entries = answers.schedule_list(household, profile, wanted)
+            return answers.legacy_list("ScheduleList", "ScheduleInfo", entries, want_json, braceless)
         if not joined:
             return answers.legacy_error(answers.ERROR_TEXTS["meter_not_joined"], want_json)
         if command == "get_instantaneous_demand":
             items = answers.instantaneous_demand(household, profile, reading)
-            return answers.legacy_document("InstantaneousDemand", items, want_json, braceless)
+            return answers.legacy_document("InstantaneousDemand", items, want_json)
         if command == "get_price":
             items = answers.price_cluster(household, profile, reading)
-            return answers.legacy_document("PriceCluster", items, want_json, braceless)
+            return answers.legacy_document("PriceCluster", items, want_json)
         delivered, received = self._totals[household.cloud_id].advance(profile, now, self.reading_interval)
+        if command == "get_history_data":
+            entries = self._history(household, profile, body, now, delivered, received)
+            return answers.legacy_list("HistoryData", "CurrentSummation", entries, want_json, braceless)
         items = answers.current_summation(household, profile, reading, delivered, received)
-        return answers.legacy_document("CurrentSummation", items, want_json, braceless)
+        return answers.legacy_document("CurrentSummation", items, want_json)
+
+    def _history(
+        self, household: SimHousehold, profile: Profile, body: bytes, now: float, delivered: float, received: float
+    ) -> list[list[tuple[str, str]]]:
+        """``get_history_data``: CurrentSummation entries from StartTime to EndTime (ZigBee seconds, default
+        now) every Frequency seconds (default 900), at most MAX_HISTORY_ENTRIES. Earlier totals are today's less
+        the base load since then: a plausible, growing series, not a replay of the demand curve."""
+
+        def field(pattern: re.Pattern[bytes], default: int) -> int:
+            match = pattern.search(body)
+            value = _hex_int(match.group(1).decode("ascii", "replace").removeprefix("0x")) if match else None
+            return default if value is None else value
+
+        now_zigbee = int(now) - ZIGBEE_EPOCH
+        end = min(field(_END_TIME, now_zigbee), now_zigbee)
+        start = field(_START_TIME, end - 3600)
+        step = max(1, field(_FREQUENCY, 900))
+        entries = []
+        for at in range(max(start, end - step * (MAX_HISTORY_ENTRIES - 1)), end + 1, step):
+            hours_ago = (now_zigbee - at) / 3600.0
+            reading = reading_at(profile, at + ZIGBEE_EPOCH, self.reading_interval)
+            entries.append(
+                answers.current_summation(
+                    household, profile, reading, max(0.0, delivered - profile.base_kw * hours_ago), received
+                )
+            )
+        return entries
 
     # --- /_sim control ----------------------------------------------------------------------------------
 

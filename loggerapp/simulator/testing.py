@@ -89,6 +89,9 @@ class SimulatorHandle:
     def requests(self, cloud_id: str) -> int:
         return self._call(self._simulator.requests, cloud_id)
 
+    def cookie_requests(self, cloud_id: str) -> int:
+        return self._call(self._simulator.cookie_requests, cloud_id)
+
     def demand_kw(self, cloud_id: str) -> float:
         return self._call(self._simulator.demand_kw, cloud_id)
 

@@ -1,0 +1,79 @@
+"""Our parsers on whole answers as devices send them (tests/fixtures/eagle_answers/), one file per quirk of
+docs/eagle-protocol.md: what each one must become, through the same functions the clients call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from loggerapp.eagle import BadResponse
+from loggerapp.eagle.eagle200 import choose_meter, parse_device_list, parse_device_query, reading_from_answer
+from loggerapp.eagle.legacy import parse_instantaneous_demand
+
+ANSWERS = Path(__file__).parent / "fixtures" / "eagle_answers"
+
+
+def answer(name: str) -> bytes:
+    return (ANSWERS / name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "protocol", "kw", "legacy_demand"),
+    [
+        ("eagle100-demand.xml", "eagle100", 0.944, 0x3B0),
+        ("eagle100-demand-export-wide.json", "eagle100", -1.0, 0xFFFFFC18),  # int32 export, read signed
+    ],
+)
+def test_legacy_demand_answers(name, protocol, kw, legacy_demand):
+    reading = parse_instantaneous_demand(200, answer(name), "001f2c", protocol)
+    assert reading.demand_kw == pytest.approx(kw)
+    assert reading.legacy["Demand"] == legacy_demand  # the old logger's unsigned view stays as it was
+    assert reading.meter_timestamp in (0x1C91EC39 + 946684800, 0x1C9347B8 + 946684800)
+
+
+@pytest.mark.parametrize("name", ["eagle100-demand-no-reading.xml", "cloud-demand-no-reading-wide.json"])
+def test_the_zigbee_no_value_demand_is_no_reading(name):
+    """0x800000 / 0xff800000: the meter had no value. Before, this was a reading of -8,388.608 kW."""
+    with pytest.raises(BadResponse) as raised:
+        parse_instantaneous_demand(200, answer(name), "001f2c", "cloud")
+    assert raised.value.message.startswith("no reading: Demand 0x")
+    assert raised.value.kind == "bad_response"
+    assert "InstantaneousDemand" in raised.value.raw  # the answer is kept for diagnosis
+
+
+def test_a_stale_meter_listed_first_is_skipped():
+    devices = parse_device_list(200, answer("eagle200-device-list-stale-meter-first.xml"))
+    assert [device["ConnectionStatus"] for device in devices] == ["Not Joined", "Connected"]
+    assert choose_meter(devices) == "0x0007810000d4e5f6"
+    assert choose_meter(devices, preferred="0x0007810000D4E5F6") == "0x0007810000d4e5f6"
+
+
+@pytest.mark.parametrize(
+    ("name", "kw"),
+    [
+        ("eagle200-device-query.xml", 2.79),
+        ("eagle3-device-query-unit-in-value.xml", 21.499),  # `21.499 kW`, no <Units>
+        ("eagle200-device-query-unsigned-wrap.xml", -3.712),  # 4294963.584 kW is an export of 3.712 kW
+        ("eagle200-device-query-bare-ampersand.xml", -3.712),  # `Demand & Power` does not lose the value
+    ],
+)
+def test_eagle200_device_query_answers(name, kw):
+    reading = reading_from_answer(parse_device_query(200, answer(name)), "0a1b2c")
+    assert reading.demand_kw == pytest.approx(kw)
+    assert reading.meter_timestamp == 0x611D885A  # LastContact in Unix seconds (2021-08-18)
+    assert reading.raw["zigbee:CurrentSummationDelivered"] == "18342.117000"
+
+
+@pytest.mark.parametrize(
+    ("name", "parse", "message"),
+    [
+        ("eagle3-device-query-no-components.xml", parse_device_query, "no <Components>"),
+        ("eagle3-device-query-no-device.xml", parse_device_query, "no <Device>"),
+        ("eagle3-device-list-no-device.xml", lambda s, b: choose_meter(parse_device_list(s, b), raw=b), "no <Device>"),
+    ],
+)
+def test_eagle3_answers_missing_a_part_are_bad_responses(name, parse, message):
+    with pytest.raises(BadResponse) as raised:
+        parse(200, answer(name))
+    assert message in raised.value.message
