@@ -19,6 +19,7 @@ import ipaddress
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -76,6 +77,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 @staff_member_required
+@permission_required("loggerapp.view_household", raise_exception=True)  # staff status alone is not enough
 def status_page(request: HttpRequest) -> HttpResponse:
     status = build_status_page(
         page_number=request.GET.get("page", 1),
