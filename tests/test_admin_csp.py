@@ -75,17 +75,27 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.usefixtures("api_redis")
-def test_the_admin_and_the_status_page_work_under_the_policy(
-    live_server, live_server_connections_closed, browser_page, artifacts_dir, staff_user, make_household,
-    log_root, eagle_simulator, settings,
-):  # fmt: skip
+@pytest.fixture
+def csp_house(make_household, log_root, eagle_simulator, settings):
+    """A household the simulator answers for, with three hours on disk.
+
+    Made before the browser starts: while Playwright runs, database calls from the test's thread go through
+    another connection than the fixtures', one the teardown below would end under a later test's feet.
+    """
     settings.EAGLE_CLOUD_URL = eagle_simulator.cloud_url
     household = make_household("00c5b0", password="pw-00c5b0", label="CSP house")
     eagle_simulator.add_household("00c5b0", user_email=household.user_email, password="pw-00c5b0")
     HouseholdStats.objects.filter(household=household).update(status=Status.OK, last_demand_kw=1.5)
     write_polls(log_root, "00c5b0", time.time() - 3 * 3600, time.time(), demand=lambda t: 1 + (t // 600) % 3)
+    return household
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("api_redis")
+def test_the_admin_and_the_status_page_work_under_the_policy(
+    staff_user, csp_house, live_server, live_server_connections_closed, browser_page, artifacts_dir
+):
+    household = csp_house
     page = browser_page
     console = []
     page.on("console", lambda message: console.append(message.text))
