@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 from iseif.env import env_bool, env_float, env_int, env_list, env_secret, env_str
 
@@ -57,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -77,6 +79,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.csp",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -116,6 +119,9 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Times as the study reads them everywhere in the admin: 2026-01-05 00:00:00 UTC (24-hour, zone said), never
+# "Jan. 5, 2026, midnight" (loggerapp/formats/en/formats.py).
+FORMAT_MODULE_PATH = "loggerapp.formats"
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
@@ -211,14 +217,16 @@ PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
 PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
 PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
 
-# --- REST API (loggerapp/api) ----------------------------------------------------------------------------
-# A live read asks the household's EAGLE now: at most one per household per API_LIVE_READ_MIN_INTERVAL seconds
-# (others get 429 + Retry-After), at most API_LIVE_READS_PER_MINUTE per token or staff user, and never longer
-# than API_LIVE_READ_DEADLINE seconds in total (then 504). Counters live in Redis (REDIS_URL) under
-# API_REDIS_PREFIX.
+# --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
+# A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never
+# takes longer than LIVE_READ_DEADLINE seconds in total (the admin action: all its households together).
+# API_LIVE_READ_DEADLINE is its former name, still read when the new one is unset.
+LIVE_READ_DEADLINE = env_float("LIVE_READ_DEADLINE", env_float("API_LIVE_READ_DEADLINE", 8.0))
+# Through the API: at most one per household per API_LIVE_READ_MIN_INTERVAL seconds (others get 429 +
+# Retry-After), at most API_LIVE_READS_PER_MINUTE per token or staff user. Counters live in Redis (REDIS_URL)
+# under API_REDIS_PREFIX.
 API_LIVE_READ_MIN_INTERVAL = env_float("API_LIVE_READ_MIN_INTERVAL", 2.0)
 API_LIVE_READS_PER_MINUTE = env_int("API_LIVE_READS_PER_MINUTE", 60)
-API_LIVE_READ_DEADLINE = env_float("API_LIVE_READ_DEADLINE", 8.0)
 API_REDIS_PREFIX = env_str("API_REDIS_PREFIX", "iseif:api:")
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
@@ -268,6 +276,27 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy of every HTML page (the admin, the status page): scripts and styles from this site
+# only, plus the inline ones Django's admin marks with the per-request nonce; no inline style attributes, no
+# plugins, no framing, forms post only here. The API sets its own stricter header; django-rq's dashboard gets
+# inline code allowed on its pages only (loggerapp/admin/queues.py).
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF, CSP.NONCE],
+    "img-src": [CSP.SELF, "data:"],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+    "form-action": [CSP.SELF],
+}
+
+# --- Admin sign-in (loggerapp/admin/login.py) -----------------------------------------------------------------
+# Failed sign-ins per (user name, client address) and per client address within ADMIN_LOGIN_WINDOW seconds;
+# at the limit every attempt is refused until the window ends. Counted in Redis (REDIS_URL).
+ADMIN_LOGIN_FAILURES = env_int("ADMIN_LOGIN_FAILURES", 5)
+ADMIN_LOGIN_ADDRESS_FAILURES = env_int("ADMIN_LOGIN_ADDRESS_FAILURES", 50)
+ADMIN_LOGIN_WINDOW = env_int("ADMIN_LOGIN_WINDOW", 900)
 
 # --- Mail (alerts) ---------------------------------------------------------------------------------------
 # Django 6.1's MAILERS replaces the EMAIL_* settings; the variables keep their familiar names.

@@ -185,6 +185,8 @@ def _apply(record: ImportRecord) -> str:
     changed = [name for name, value in wanted.items() if getattr(household, name) != value]
     for name in changed:
         setattr(household, name, wanted[name])
+    if changed and "password" not in changed:
+        household.password = record.password  # the line gives it: it may follow a new address (Household.clean)
     if outcome == "created" or changed:
         household.full_clean()
         household.save()

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.api",
     "tests.fixtures.pinger",
     "tests.fixtures.simulator",
+    "tests.fixtures.recording",
 ]

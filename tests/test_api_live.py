@@ -3,6 +3,7 @@ socket, with every outcome mapped to its status code, the rate limits in real Re
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
@@ -10,7 +11,8 @@ import time
 import pytest
 from django.test import Client
 
-from loggerapp.models import ApiToken
+from loggerapp.api.responses import EAGLE_ERROR_MESSAGES
+from loggerapp.models import ApiToken, Household, HouseholdStats
 from tests.fixtures.api import api_get, bearer, check_response
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("api_redis")]
@@ -29,7 +31,7 @@ def sim(request, settings):
     settings.EAGLE_CLOUD_URL = simulator.cloud_url
     settings.EAGLE_CONNECT_TIMEOUT = 1.0
     settings.EAGLE_READ_TIMEOUT = 1.0
-    settings.API_LIVE_READ_DEADLINE = 3.0
+    settings.LIVE_READ_DEADLINE = 3.0
     return simulator
 
 
@@ -111,7 +113,7 @@ def test_device_errors_are_502_with_their_kind(api_client, sim, household, fault
     sim.set_fault("00beef", fault)
     status, body = api_get(api_client, "/api/event/00beef", EVENT)
     assert status == 502, body
-    assert body["error"]["kind"] == kind and body["error"]["message"]
+    assert body["error"] == {"kind": kind, "message": EAGLE_ERROR_MESSAGES[kind]}  # never the gateway's own text
 
 
 def test_a_healthy_household_still_answers_beside_a_faulty_one(api_client, sim, household):
@@ -122,10 +124,39 @@ def test_a_healthy_household_still_answers_beside_a_faulty_one(api_client, sim, 
     assert api_get(api_client, "/api/event/000009", EVENT)[0] == 200
 
 
-def test_an_unreachable_device_is_504(api_client, household):
-    household("00dead", protocol="eagle100", address=f"127.0.0.1:{free_port()}")  # nothing listens there
+def test_an_unreachable_device_is_504_without_its_address(api_client, household):
+    port = free_port()
+    household("00dead", protocol="eagle100", address=f"127.0.0.1:{port}")  # nothing listens there
     status, body = api_get(api_client, "/api/event/00dead", EVENT)
     assert status == 504 and body["error"]["kind"] == "unreachable"
+    assert body["error"]["message"] == EAGLE_ERROR_MESSAGES["unreachable"]
+    assert str(port) not in json.dumps(body)  # the client's message names the URL: API clients never see it
+
+
+def test_a_deactivated_household_is_404_like_an_unknown_one(api_client, sim, household):
+    household("00a1b2")
+    Household.objects.filter(cloud_id="00a1b2").update(active=False)
+    deactivated = api_get(api_client, "/api/event/00a1b2", EVENT)
+    unknown = api_get(api_client, "/api/event/00a1b3", EVENT)
+    assert deactivated[0] == unknown[0] == 404
+    assert deactivated[1]["error"]["kind"] == unknown[1]["error"]["kind"] == "not_found"
+    assert sim.requests("00a1b2") == 0  # the withdrawn participant's gateway was not asked
+
+
+def test_the_last_error_is_its_kind_and_a_fixed_sentence(api_client, make_household):
+    """The pinger stores the client's text, which can quote a gateway's address and whatever it wrote."""
+    household = make_household("00e770")
+    HouseholdStats.objects.filter(household=household).update(
+        status="bad_response",
+        last_error_kind="bad_response",
+        last_error="answer from http://10.9.8.7:8080/cgi-bin/post_manager: <Error>Call 555-0100</Error>",
+    )
+    status, body = api_get(api_client, "/api/households/00e770", DETAIL)
+    assert status == 200
+    assert body["statistics"]["last_error_kind"] == "bad_response"
+    assert body["statistics"]["last_error"] == EAGLE_ERROR_MESSAGES["bad_response"]
+    listed = api_get(api_client, "/api/households/", LIST)[1]["results"][0]["statistics"]["last_error"]
+    assert listed == EAGLE_ERROR_MESSAGES["bad_response"]
 
 
 @pytest.mark.parametrize("fault", ["reset", "slow"])
@@ -140,13 +171,13 @@ def test_a_silent_or_slow_device_is_504(api_client, sim, household, fault):
 
 def test_the_deadline_bounds_a_read_whatever_the_client_timeouts(api_client, sim, household, settings):
     settings.EAGLE_READ_TIMEOUT = 10.0
-    settings.API_LIVE_READ_DEADLINE = 0.5
+    settings.LIVE_READ_DEADLINE = 0.5
     household("00510e")
     sim.set_fault("00510e", "slow", delay_ms=3000)
     started = time.monotonic()
     status, body = api_get(api_client, "/api/event/00510e", EVENT)
     assert time.monotonic() - started < 1.5
-    assert status == 504 and body["error"]["message"] == "No answer within 0.5 s."
+    assert status == 504 and body["error"] == {"kind": "unreachable", "message": EAGLE_ERROR_MESSAGES["unreachable"]}
 
 
 def test_a_second_live_read_within_the_interval_is_429(api_client, api_token, sim, household, settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from io import StringIO
 
 import pytest
@@ -133,3 +134,19 @@ def test_a_live_read_through_the_simulator(make_household, settings, eagle_simul
     results = {r.name: r for r in run_doctor(cloud_id="002506")}
     assert results["EAGLE"].outcome == FAIL, results["EAGLE"].detail
     assert SECRET not in results["EAGLE"].detail
+
+
+def test_the_live_read_ends_at_the_deadline(make_household, settings, eagle_simulator):
+    """A gateway that holds its answer back must not hang the doctor (the same bounded read as the admin's)."""
+    sim = eagle_simulator
+    settings.EAGLE_CLOUD_URL = sim.cloud_url
+    settings.EAGLE_READ_TIMEOUT = 10.0
+    settings.LIVE_READ_DEADLINE = 1.0
+    make_household("002506", password=SECRET, user_email="pilot@example.org")
+    sim.add_household("002506", protocol="cloud", user_email="pilot@example.org", password=SECRET)
+    sim.set_fault("002506", "slow", delay_ms=4000)
+    started = time.monotonic()
+    results = {r.name: r for r in run_doctor(cloud_id="002506")}
+    assert time.monotonic() - started < 2.5
+    assert results["EAGLE"].outcome == FAIL
+    assert "unreachable (No answer within 1 s.)" in results["EAGLE"].detail

@@ -10,8 +10,8 @@ import pytest
 from django.test import RequestFactory
 from django.utils import timezone
 
-import loggerapp.admin_ledger  # noqa: F401  (registers HourFileAdmin, as loggerapp.admin does)
-from loggerapp.admin_ledger import HourFileInline, hour_coverage_strip, hours_for_household
+import loggerapp.admin  # noqa: F401  (registers HourFileAdmin)
+from loggerapp.admin.ledger import HourFileInline, hour_coverage_strip, hours_for_household
 from loggerapp.models import HourFile
 from loggerapp.paths import hour_start
 from loggerapp.rotation import lines
@@ -112,7 +112,7 @@ def test_hours_for_household_shows_complete_hours_gaps_and_coverage(ledger_rows)
     assert hours[1].state == "missing" and not hours[1].complete
     assert (hours[2].state, hours[2].coverage) == ("failed", pytest.approx(0.01))
     strip = str(hour_coverage_strip(household, days=1, now=now + timedelta(minutes=10)))
-    assert strip.count("<span") == 24 and "1 of 24 hours complete" in strip
+    assert strip.count("<rect") == 24 and "1 of 24 hours complete" in strip
 
 
 def test_ledger_admin_lists_filters_and_searches(staff_client, ledger_rows):

@@ -9,8 +9,12 @@
    a miss runs the same comparison against a dummy so that hits and misses cost the same.
 3. Revoked tokens and tokens of inactive users are refused. Tokens are never accepted in the query string,
    because URLs end up in access logs.
-4. Without a header, a signed-in, active staff user (the admin's session cookie) is accepted. API endpoints
-   only answer GET/HEAD, so the session needs no CSRF check.
+4. Without a header, a signed-in, active staff user (the admin's session cookie) is accepted if they may view
+   households (``VIEW_HOUSEHOLDS``, a Django permission; superusers have every permission): staff status alone
+   only opens the admin, where each model has its own permissions. A signed-in user without it is refused
+   with 403. API endpoints only answer GET/HEAD, so the session needs no CSRF check.
+5. A token stands for the user it was issued to by someone allowed to add tokens in the admin: issuing it is
+   the grant, so token users need no further permission.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from loggerapp.models.tokens import TOKEN_PREFIX, hash_token
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("bearer", "token")
+VIEW_HOUSEHOLDS = "loggerapp.view_household"
 MAX_TOKEN_LENGTH = 128  # ours are 49 characters; anything far longer is not worth hashing
 _DUMMY_HASH = hash_token("not-a-token")
 
@@ -46,12 +51,14 @@ class Principal:
 
 
 class AuthenticationFailed(Exception):
-    """Refused; `invalid_token` says whether a token was offered (RFC 6750's error="invalid_token")."""
+    """Refused; `invalid_token` says whether a token was offered (RFC 6750's error="invalid_token"), `forbidden`
+    that the caller is known but lacks the permission (403 rather than 401)."""
 
-    def __init__(self, message: str, invalid_token: bool = False) -> None:
+    def __init__(self, message: str, invalid_token: bool = False, forbidden: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.invalid_token = invalid_token
+        self.forbidden = forbidden
 
     @property
     def www_authenticate(self) -> str:
@@ -98,5 +105,7 @@ def authenticate(request: HttpRequest) -> Principal:
         return authenticate_token(raw)
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_active and user.is_staff:
-        return Principal(user=user)
+        if user.has_perm(VIEW_HOUSEHOLDS):
+            return Principal(user=user)
+        raise AuthenticationFailed("This account may not view households.", forbidden=True)
     raise AuthenticationFailed("Authentication required: send 'Authorization: Bearer <token>'.")

@@ -1,7 +1,9 @@
 """to_dict functions: the API's JSON shapes, one per schema component in openapi.json.
 
 Deliberately left out of every shape: the EAGLE password or install code (never readable again once saved),
-the account e-mail (half of the cloud login, and personal data) and the free-text notes.
+the account e-mail (half of the cloud login, and personal data), the free-text notes, and the text of a failed
+poll: ``last_error`` is the fixed sentence of its kind (responses.EAGLE_ERROR_MESSAGES), because the client's
+text can carry gateway addresses and whatever a gateway wrote. Staff read the text in the admin.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from loggerapp.api.latest import LatestReading
-from loggerapp.api.live import LiveRead
+from loggerapp.api.responses import eagle_error_message
+from loggerapp.live import LiveRead
 from loggerapp.models import Household, HouseholdStats, Status
 
 
@@ -32,7 +35,7 @@ def stats_to_dict(stats: HouseholdStats | None) -> dict[str, Any]:
         "last_meter_time": iso(stats.last_meter_time),
         "last_poll_at": iso(stats.last_poll_at),
         "last_error_kind": stats.last_error_kind or None,
-        "last_error": stats.last_error or None,
+        "last_error": eagle_error_message(stats.last_error_kind) if stats.last_error_kind else None,
         "last_error_at": iso(stats.last_error_at),
         "consecutive_failures": stats.consecutive_failures,
     }

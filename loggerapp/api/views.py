@@ -1,7 +1,9 @@
 """Thin views: check the method, authenticate, validate the input, call one function, return JSON.
 
-Every answer under /api/ is JSON, including 401/404/405/500 (see api_endpoint and not_found), and carries the
-headers of responses.API_HEADERS.
+Every answer under /api/ is JSON, including 401/403/404/405/500 (see api_endpoint and not_found), and carries
+the headers of responses.API_HEADERS. A view answers anything but its own result by raising ApiError (a 400,
+404, 429, 502...), which api_endpoint turns into the one error shape; no helper returns "a household or a
+response".
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from django.views.decorators.csrf import csrf_exempt
 from loggerapp.api import responses as r
 from loggerapp.api.auth import AuthenticationFailed, authenticate
 from loggerapp.api.latest import latest_reading
-from loggerapp.api.live import live_read
+from loggerapp.api.responses import ApiError
 from loggerapp.api.schema import openapi_document
 from loggerapp.api.serializers import household_to_dict, latest_to_dict, live_read_to_dict
 from loggerapp.api.throttle import Throttled, ThrottleUnavailable, acquire_live_read
+from loggerapp.live import deadline_in, live_read
 from loggerapp.models import Household, Status
 from loggerapp.validators import is_cloud_id
 
@@ -39,12 +42,13 @@ EAGLE_ERROR_STATUS = {
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 
 
-class InvalidParameter(ValueError):
-    pass
+def invalid_parameter(message: str) -> ApiError:
+    return ApiError(400, r.INVALID_PARAMETER, message)
 
 
 def api_endpoint(methods: tuple[str, ...] = READ_METHODS) -> Callable:
-    """Wrap a view: 405 for other methods, 401 unless authenticated, JSON 500 instead of an HTML page.
+    """Wrap a view: 405 for other methods, 401 unless authenticated (403 without the permission), any ApiError
+    as its JSON answer, JSON 500 instead of an HTML page.
 
     csrf_exempt: no API view changes state (GET/HEAD only), and without it a POST would meet the CSRF
     middleware's HTML 403 instead of our JSON 405.
@@ -64,11 +68,13 @@ def api_endpoint(methods: tuple[str, ...] = READ_METHODS) -> Callable:
             try:
                 request.api_principal = authenticate(request)
             except AuthenticationFailed as exc:
+                if exc.forbidden:
+                    return r.api_error(403, r.FORBIDDEN, exc.message)
                 return r.api_error(401, r.UNAUTHORIZED, exc.message, {"WWW-Authenticate": exc.www_authenticate})
             try:
                 return view(request, *args, **kwargs)
-            except InvalidParameter as exc:
-                return r.api_error(400, r.INVALID_PARAMETER, str(exc))
+            except ApiError as exc:
+                return exc.response()
             except Exception:
                 logger.exception("api: %s %s failed", request.method, request.path)
                 return r.api_error(500, r.INTERNAL_ERROR, "Internal error; it has been logged.")
@@ -86,15 +92,15 @@ def parse_cloud_id(value: str) -> str | None:
     return value if is_cloud_id(value) else None
 
 
-def _find_household(raw_cloud_id: str, households=None) -> Household | HttpResponse:
-    """The household named in the URL, or the error to answer: 400 for a malformed id (before any query),
-    404 for an unknown one."""
+def find_household(raw_cloud_id: str, households=None) -> Household:
+    """The household named in the URL; ApiError 400 for a malformed id (before any query), 404 for one not in
+    ``households`` (default: all)."""
     cloud_id = parse_cloud_id(raw_cloud_id)
     if cloud_id is None:
-        return r.api_error(400, r.INVALID_CLOUD_ID, "A cloud id is exactly 6 hexadecimal digits, for example 002506.")
+        raise ApiError(400, r.INVALID_CLOUD_ID, "A cloud id is exactly 6 hexadecimal digits, for example 002506.")
     household = (households if households is not None else Household.objects).filter(cloud_id=cloud_id).first()
     if household is None:
-        return r.api_error(404, r.NOT_FOUND, f"No household with cloud id {cloud_id}.")
+        raise ApiError(404, r.NOT_FOUND, f"No household with cloud id {cloud_id}.")
     return household
 
 
@@ -103,10 +109,10 @@ def _int_param(request: HttpRequest, name: str, default: int, low: int, high: in
     if raw is None or raw == "":
         return default
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise InvalidParameter(f"{name} must be an integer from {low} to {high}.")
+        raise invalid_parameter(f"{name} must be an integer from {low} to {high}.")
     value = int(raw)
     if not low <= value <= high:
-        raise InvalidParameter(f"{name} must be an integer from {low} to {high}.")
+        raise invalid_parameter(f"{name} must be an integer from {low} to {high}.")
     return value
 
 
@@ -127,7 +133,7 @@ def households(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status")
     if status is not None:
         if status not in Status.values:
-            raise InvalidParameter(f"status must be one of {', '.join(Status.values)}.")
+            raise invalid_parameter(f"status must be one of {', '.join(Status.values)}.")
         matches = Q(stats__status=status)
         if status == Status.NEVER_POLLED:
             matches |= Q(stats__isnull=True)  # no statistics row yet: never polled either
@@ -135,7 +141,7 @@ def households(request: HttpRequest) -> HttpResponse:
     active = request.GET.get("active")
     if active is not None:
         if active.lower() not in _BOOLEANS:
-            raise InvalidParameter("active must be true or false.")
+            raise invalid_parameter("active must be true or false.")
         queryset = queryset.filter(active=_BOOLEANS[active.lower()])
     count = queryset.count()
     num_pages = max(1, -(-count // page_size))
@@ -157,57 +163,56 @@ def households(request: HttpRequest) -> HttpResponse:
 @api_endpoint()
 def household_detail(request: HttpRequest, cloud_id: str) -> HttpResponse:
     """One household with its status and statistics."""
-    household = _find_household(cloud_id, Household.objects.select_related("stats"))
-    if isinstance(household, HttpResponse):
-        return household
+    household = find_household(cloud_id, Household.objects.select_related("stats"))
     return r.api_json(household_to_dict(household))
 
 
 @api_endpoint()
 def household_latest(request: HttpRequest, cloud_id: str) -> HttpResponse:
     """The last logged reading (hour files, then statistics); never asks the device."""
-    household = _find_household(cloud_id)
-    if isinstance(household, HttpResponse):
-        return household
+    household = find_household(cloud_id)
     latest = latest_reading(household, settings.LOG_ROOT)
     if latest is None:
-        return r.api_error(404, r.NOT_FOUND, f"No reading has been logged for {household.cloud_id} yet.")
+        raise ApiError(404, r.NOT_FOUND, f"No reading has been logged for {household.cloud_id} yet.")
     return r.api_json(latest_to_dict(latest))
 
 
 @api_endpoint(methods=("GET",))  # not HEAD: a HEAD would spend a live read on nothing
 def event(request: HttpRequest, cloud_id: str) -> HttpResponse:
-    """A live read of the household's EAGLE now, rate limited per household and per client."""
-    household = _find_household(cloud_id)
-    if isinstance(household, HttpResponse):
-        return household
+    """A live read of the household's EAGLE now, rate limited per household and per client.
+
+    Deactivated households (a participant who withdrew) are answered like unknown ones: nobody may ask their
+    gateway any more, and the answer does not say whether the id was ever in the study.
+    """
+    household = find_household(cloud_id, Household.objects.filter(active=True))
     cloud_id = household.cloud_id  # normalised: the throttle and the log use one spelling
     try:
         acquire_live_read(cloud_id, request.api_principal.throttle_key)
     except Throttled as exc:
         what = "this household" if exc.scope == "household" else "this client"
-        return r.api_error(
+        raise ApiError(
             429,
             r.THROTTLED,
             f"Too many live reads for {what}; retry after {exc.retry_after_header} s.",
             headers={"Retry-After": exc.retry_after_header},
             scope=exc.scope,
             retry_after=exc.retry_after_s,
-        )
+        ) from None
     except ThrottleUnavailable as exc:
         logger.error("api: live-read rate limiter unavailable (%s); refusing live reads", exc)
-        return r.api_error(503, r.THROTTLE_UNAVAILABLE, "Live reads are unavailable right now; retry later.")
-    live = live_read(household)
-    if live.reading is None:
+        raise ApiError(503, r.THROTTLE_UNAVAILABLE, "Live reads are unavailable right now; retry later.") from None
+    live = live_read(household, deadline_in())
+    if not live.ok:
         logger.info("api: live read of %s failed: %s", cloud_id, live.error_kind)
-        return r.api_error(EAGLE_ERROR_STATUS.get(live.error_kind, 502), live.error_kind, live.error_message)
+        status = EAGLE_ERROR_STATUS.get(live.error_kind, 502)
+        raise ApiError(status, live.error_kind, r.eagle_error_message(live.error_kind))
     return r.api_json(live_read_to_dict(live))
 
 
 @api_endpoint()
 def schema(request: HttpRequest) -> HttpResponse:
-    """The OpenAPI 3.1 document. Authenticated like every endpoint: the issue asks that anonymous requests get
-    401, and a map of the API is of use only to those who may call it."""
+    """The OpenAPI 3.1 document. Authenticated like every endpoint: anonymous requests get 401, because a map of
+    the API is of use only to those who may call it."""
     return r.api_json(openapi_document())
 
 

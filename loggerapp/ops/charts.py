@@ -38,6 +38,7 @@ BAD_COLOUR = "#cf222e"
 NONE_COLOUR = "#d0d7de"
 LINE_COLOUR = "#0969da"
 _TAIL_MARGIN = 8192  # bytes read before the estimated start of the wanted tail
+_UTC_LABEL_CLEARANCE = 42  # px left of the chart's right end kept free of hour labels ("UTC" + half a label)
 
 
 # --- Reading polls -------------------------------------------------------------------------------------------
@@ -403,7 +404,8 @@ def demand_chart_svg(
     while hour <= end:
         hx = _fmt(x(hour.timestamp()))
         parts.append(f'<line x1="{hx}" y1="{top}" x2="{hx}" y2="{top + plot_h}" stroke="#d8dee4"/>')
-        parts.append(f'<text x="{hx}" y="{height - 8}" text-anchor="middle">{hour:%H}:00</text>')
+        if x(hour.timestamp()) < left + plot_w - _UTC_LABEL_CLEARANCE:  # never print over the "UTC" label
+            parts.append(f'<text x="{hx}" y="{height - 8}" text-anchor="middle">{hour:%H}:00</text>')
         hour += timedelta(hours=1)
     points = [None if v is None else (left + (i + 0.5) * plot_w / buckets, y(v)) for i, v in enumerate(values)]
     parts.append(f'<path d="{_path(points)}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.5"/>')

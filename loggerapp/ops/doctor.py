@@ -125,11 +125,15 @@ def check_encryption() -> tuple[str, str]:
 
 
 def check_eagle(cloud_id: str | None = None) -> tuple[str, str]:
-    """One live read of one household (the first active one, or `cloud_id`) through the synchronous client."""
-    from loggerapp.models import Household
+    """One live read of one household (the first active one, or `cloud_id`), bounded by LIVE_READ_DEADLINE.
+
+    The same bounded read as the admin's "test connection now" and /api/event/ (loggerapp/live.py), so a
+    gateway that never finishes its answer cannot hang the doctor.
+    """
+    from loggerapp.models import Household, Status
 
     try:
-        from loggerapp.eagle import BadCredentials, EagleError, MeterNotJoined, Unreachable, client_for
+        from loggerapp.live import deadline_in, live_read
     except ImportError as exc:
         return FAIL, f"the EAGLE client cannot be imported ({_short(exc)})"
     households = Household.objects.filter(active=True) if cloud_id is None else Household.objects.all()
@@ -142,18 +146,18 @@ def check_eagle(cloud_id: str | None = None) -> tuple[str, str]:
     if household is None:
         return (FAIL, f"no household {cloud_id}") if cloud_id else (SKIP, "no active household to read")
     where = "the cloud relay" if household.protocol == "cloud" else f"the local {household.protocol} gateway"
-    try:
-        reading = client_for(household).instantaneous_demand()
-    except Unreachable as exc:
-        return FAIL, f"{household.cloud_id}: {where} is unreachable ({exc.message[:160]})"
-    except (BadCredentials, MeterNotJoined) as exc:
-        return WARN, f"{household.cloud_id}: {where} answered, but {exc.kind.replace('_', ' ')}"
-    except EagleError as exc:
-        return FAIL, f"{household.cloud_id}: {where} answered badly ({exc.kind}: {exc.message[:160]})"
-    return (
-        PASS,
-        f"{household.cloud_id}: {where} answered {reading.demand_kw:.3f} kW in {reading.latency_s * 1000:.0f} ms",
-    )
+    read = live_read(household, deadline_in())
+    if read.ok:
+        reading = read.reading
+        return (
+            PASS,
+            f"{household.cloud_id}: {where} answered {reading.demand_kw:.3f} kW in {reading.latency_s * 1000:.0f} ms",
+        )
+    if read.error_kind == Status.UNREACHABLE:
+        return FAIL, f"{household.cloud_id}: {where} is unreachable ({read.error_message[:160]})"
+    if read.error_kind in (Status.BAD_CREDENTIALS, Status.METER_NOT_JOINED):
+        return WARN, f"{household.cloud_id}: {where} answered, but {read.error_kind.replace('_', ' ')}"
+    return FAIL, f"{household.cloud_id}: {where} answered badly ({read.error_kind}: {read.error_message[:160]})"
 
 
 def check_pinger() -> tuple[str, str]:

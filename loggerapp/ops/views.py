@@ -1,13 +1,14 @@
 """/healthz, /metrics and /status/: thin views over health.py, metrics.py and status.py.
 
 Who may read /metrics (decided here, documented in the README):
-1. a signed-in active staff user (the admin's session), or
+1. a signed-in active staff user who may view households (the admin's session; loggerapp.api.auth), or
 2. an API token (`Authorization: Bearer <token>`, loggerapp.api.auth), which is what a Prometheus server on
    another host uses (`authorization: {credentials: ...}` in its scrape config), or
 3. with METRICS_ALLOW_LOOPBACK (default on), a plain request from the loopback interface that carries no
    X-Forwarded-For / Forwarded / X-Real-IP header. A reverse proxy on the same host connects from loopback
    too, but adds those headers, so a request relayed from the internet is not mistaken for a local scraper.
 A bad token is refused even from loopback (a client offering credentials wants them checked).
+/status/ needs a staff session with the permission to view households (staff status alone is not enough).
 /healthz needs no authentication: it says only which part is failing and the error's type, never a
 secret, a URL or an exception's text.
 """
@@ -19,6 +20,7 @@ import ipaddress
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -76,6 +78,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_safe
 @staff_member_required
+@permission_required("loggerapp.view_household", raise_exception=True)  # staff status alone is not enough
 def status_page(request: HttpRequest) -> HttpResponse:
     status = build_status_page(
         page_number=request.GET.get("page", 1),

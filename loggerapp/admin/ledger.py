@@ -1,9 +1,10 @@
 """The admin for the upload ledger: every hour file, its state, and per household which hours are complete.
 
-Registered with the admin site when loggerapp.admin imports this module. ``HourFileInline`` (recent hours on a
-household's page) and ``hour_coverage_strip`` (a one-line picture of the last days) are for the household
-admin; ``hours_for_household`` is the same information as data. Everything here is read-only: the ledger is
-written by the upload job alone.
+Registered with the admin site when the loggerapp.admin package is imported. ``HourFileInline`` (recent hours
+on a household's page) and ``hour_coverage_strip`` (a one-line picture of the last days) are for the household
+admin; ``hours_for_household`` is the same information as data. Everything here is read-only, deleting
+included: the ledger is written by the upload job alone. "Merged" is a fact about an upload, not a verdict, so
+it is shown as text rather than Django's green tick and red cross.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ LEDGER_FIELDS = [
     "stored_bytes",
     "sha256",
     "key",
-    "merged",
+    "merged_shown",
     "attempts",
     "claimed_by",
     "claimed_at",
@@ -48,6 +49,10 @@ class _Coverage:
         """Readings out of the 600 expected in the hour, as a percentage."""
         return f"{row.coverage:.0%}"
 
+    @admin.display(description="merged", ordering="merged")
+    def merged_shown(self, row: HourFile) -> str:
+        return "yes" if row.merged else "no"
+
 
 @admin.register(HourFile)
 class HourFileAdmin(_Coverage, admin.ModelAdmin):
@@ -59,7 +64,7 @@ class HourFileAdmin(_Coverage, admin.ModelAdmin):
         "coverage_shown",
         "bytes",
         "attempts",
-        "merged",
+        "merged_shown",
         "uploaded_at",
         "reason_short",
     ]
@@ -80,6 +85,9 @@ class HourFileAdmin(_Coverage, admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: HourFile | None = None) -> bool:
         return False  # view only: the upload job is the ledger's only writer
+
+    def has_delete_permission(self, request: HttpRequest, obj: HourFile | None = None) -> bool:
+        return False  # a deleted row would make an uploaded hour look missing (and be uploaded again)
 
 
 class HourFileInline(_Coverage, admin.TabularInline):
@@ -119,25 +127,44 @@ _COLOURS = {
     HourFile.State.FAILED: "#c62828",
     MISSING: "#eeeeee",
 }
+_BOX_WIDTH, _BOX_GAP, _STRIP_HEIGHT = 6, 1, 16
 
 
 def hour_coverage_strip(household: Household, days: int = 2, now: datetime | None = None) -> SafeString:
-    """One small box per hour, oldest left: colour = state, height = coverage; the title says both."""
+    """One small box per hour, oldest left: colour = state, height = coverage; the title says both (UTC).
+
+    SVG rather than styled spans: presentation attributes are not inline styles, so the strip needs no
+    'unsafe-inline' in the Content-Security-Policy.
+    """
     hours = list(reversed(hours_for_household(household, days=days, now=now)))
+    step = _BOX_WIDTH + _BOX_GAP
     boxes = format_html_join(
         "",
-        '<span title="{} UTC: {}, {} of 600 readings" style="display:inline-block;width:6px;height:{}px;'
-        'margin-right:1px;vertical-align:bottom;background:{}"></span>',
+        '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{} UTC: {}, {} of 600 readings</title></rect>',
         (
             (
+                index * step,
+                _STRIP_HEIGHT - (height := 4 + round(12 * h.coverage)),
+                _BOX_WIDTH,
+                height,
+                _COLOURS.get(h.state, "#9e9e9e"),
                 f"{h.hour:%Y-%m-%d %H}:00",
                 h.state,
                 h.ok_lines,
-                4 + round(12 * h.coverage),
-                _COLOURS.get(h.state, "#9e9e9e"),
             )
-            for h in hours
+            for index, h in enumerate(hours)
         ),
     )
     complete = sum(1 for h in hours if h.complete)
-    return format_html("<div>{}</div><small>{} of {} hours complete</small>", boxes, complete, len(hours))
+    width = max(1, len(hours) * step)
+    return format_html(
+        '<div><svg xmlns="http://www.w3.org/2000/svg" class="hour-strip" width="{}" height="{}" viewBox="0 0 {} {}" '
+        'role="img" aria-label="hours uploaded">{}</svg></div><small>{} of {} hours complete</small>',
+        width,
+        _STRIP_HEIGHT,
+        width,
+        _STRIP_HEIGHT,
+        boxes,
+        complete,
+        len(hours),
+    )

@@ -1,6 +1,6 @@
 """The admin for API tokens: create one (its raw value is shown once, on the page answering the save), see when it
 was last used, revoke it. The stored hash is never displayed; the prefix is what staff recognise a token by.
-Registered with the admin site when loggerapp.admin imports this module."""
+Registered with the admin site when the loggerapp.admin package is imported."""
 
 from __future__ import annotations
 
