@@ -7,9 +7,8 @@ requests). The rules, the same for all three callers:
 1. The budget is an absolute ``time.monotonic()`` instant, the *deadline*. Callers that read several
    households (the admin action) give all of them the same deadline, so N slow gateways cost one budget, not N.
 2. The client is told the deadline (``SyncEagleClient``'s ``deadline=`` keyword, which ends the exchange in the
-   transport) when it accepts one, and the caller also stops waiting at the deadline: a read still running
-   then is abandoned and reported as ``unreachable``. The outer bound holds even for a client without the
-   keyword, so no caller ever waits past its budget.
+   transport, trickling gateways included), and the caller also stops waiting at the deadline: a read still
+   queued or running then is abandoned and reported as ``unreachable``, so no caller waits past its budget.
 3. Reads run on one process-wide pool of ``MAX_CONCURRENT`` threads: a page request never starts unbounded
    threads, and the reads of one admin action run side by side.
 4. A ``requests.Session`` is never shared between threads. requests does not promise that a Session is
@@ -25,15 +24,13 @@ a gateway; callers that answer outsiders, like the API, show only the kind).
 
 from __future__ import annotations
 
-import inspect
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -102,21 +99,13 @@ def _outcome(cloud_id: str, poll_time: datetime, future: Future, deadline: float
 
 
 def _read(target, deadline: float):
-    """On a pool thread: one exchange through this thread's client, told the deadline if it accepts one."""
+    """On a pool thread: one exchange through this thread's client, ended by the transport at the deadline."""
     client = _client()
     if time.monotonic() >= deadline:  # waited in the queue past the deadline: do not start the read at all
         from loggerapp.eagle import Unreachable
 
         raise Unreachable("no answer within the deadline (the read never started)")
-    if _accepts_deadline(type(client).instantaneous_demand):
-        return client.instantaneous_demand(target, deadline=deadline)
-    return client.instantaneous_demand(target)
-
-
-@cache
-def _accepts_deadline(method: Callable) -> bool:
-    """Whether the client's method takes ``deadline=`` (the transport-level bound; see the module docstring)."""
-    return "deadline" in inspect.signature(method).parameters
+    return client.instantaneous_demand(target, deadline=deadline)
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -35,7 +35,6 @@ from loggerapp.eagle import (
     Reading,
     SyncEagleClient,
     Unreachable,
-    client_for,
 )
 from tests.fixtures.core import OLD_LOGGER_FIELDS
 
@@ -708,22 +707,14 @@ def test_credentials_echoed_in_any_form_are_blanked_from_errors(protocol, mode):
         assert "***" in error.message
 
 
-# --- client_for: what the admin's "test connection now" calls --------------------------------------------
+# --- a household record, as the live read uses it -------------------------------------------------------
 
 
-def test_client_for_a_target_uses_the_configured_relay(eagle_simulator, settings):
-    settings.EAGLE_CLOUD_URL = eagle_simulator.cloud_url
-    target = add_household(eagle_simulator, "cloud", exports=True)
-    bound = client_for(target)
-    assert bound.instantaneous_demand().demand_kw < 0
-    assert bound.summation().delivered_kwh > 0
-    assert bound.price().currency == 840
-
-
-def test_client_for_a_household_record(eagle_simulator, make_household):
+def test_a_household_record_is_read_through_its_target(eagle_simulator, make_household):
     simulated = add_household(eagle_simulator, "eagle200", exports=True)
     household = make_household(
         simulated.cloud_id, protocol="eagle200", password=simulated.password, address=eagle_simulator.address
     )
-    reading = client_for(household).instantaneous_demand()
+    with sync_client(eagle_simulator) as client:
+        reading = client.instantaneous_demand(EagleTarget.from_household(household))
     assert reading.cloud_id == household.cloud_id and reading.demand_kw < 0

@@ -175,16 +175,15 @@ def test_a_deadline_already_passed_sends_nothing(eagle_simulator):
     assert eagle_simulator.requests(target.cloud_id) == 0
 
 
-def test_the_bound_client_passes_the_deadline_on(eagle_simulator):
-    from loggerapp.eagle import client_for
-
+def test_every_command_of_the_sync_client_ends_at_the_deadline(eagle_simulator):
     target = add_household(eagle_simulator, "cloud")
     eagle_simulator.set_fault(target.cloud_id, "trickle", interval_ms=300)
     with sync_client(eagle_simulator) as client:
-        started = time.monotonic()
-        with pytest.raises(Unreachable):
-            client_for(target, client).instantaneous_demand(deadline=started + 0.5)
-        assert time.monotonic() - started < 0.9
+        for method in (client.instantaneous_demand, client.price, client.summation):
+            started = time.monotonic()
+            with pytest.raises(Unreachable):
+                method(target, deadline=started + 0.5)
+            assert time.monotonic() - started < 0.9
 
 
 def test_a_trickling_gateway_ends_within_the_async_clients_total_timeout(eagle_simulator):

@@ -104,20 +104,6 @@ def test_each_pool_thread_has_its_own_client(sim, households):
     assert len(seen) == 4 and len(set(seen.values())) == 4
 
 
-def test_a_client_takes_the_deadline_when_it_accepts_one():
-    def with_deadline(target, *, deadline=None): ...
-
-    def without(target): ...
-
-    assert live._accepts_deadline(with_deadline) is True
-    assert live._accepts_deadline(without) is False
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="loggerapp/eagle/transport_sync.py (DEVICES) keeps one cookie jar for every household; the fix "
-    "(no jar, or one per household) lands there. Remove this marker when it does.",
-)
 def test_the_synchronous_client_sends_no_household_another_ones_cookie(settings, recording_gateway):
     """Two households behind one relay: a cookie the relay set while reading the first must not be sent with
     the second's request (issue 11: the synchronous client shares cookies between households)."""

@@ -3,7 +3,7 @@
 See docs/eagle-protocol.md for the protocols and README (EAGLE client section) for the decisions.
 """
 
-from loggerapp.eagle.client import AsyncEagleClient, BoundClient, SyncEagleClient, client_for
+from loggerapp.eagle.client import AsyncEagleClient, SyncEagleClient
 from loggerapp.eagle.errors import BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
 from loggerapp.eagle.models import EagleTarget, Price, Reading, Summation
 
@@ -11,7 +11,6 @@ __all__ = [
     "AsyncEagleClient",
     "BadCredentials",
     "BadResponse",
-    "BoundClient",
     "EagleError",
     "EagleTarget",
     "MeterNotJoined",
@@ -20,5 +19,4 @@ __all__ = [
     "Summation",
     "SyncEagleClient",
     "Unreachable",
-    "client_for",
 ]

@@ -2,7 +2,6 @@
 
 - SyncEagleClient: `requests`, for the REST endpoint, the admin action and management commands.
 - AsyncEagleClient: aiohttp, for the pinger.
-- client_for(household_or_target): a target bound to a shared synchronous client (admin, doctor).
 
 Each client keeps one dialect per target (headers, auth and bodies built once; the EAGLE-200 meter address
 remembered). Only EagleError subclasses leave the three public methods, with any echoed password blanked out.
@@ -17,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import traceback
 from typing import Any
@@ -247,57 +245,3 @@ class AsyncEagleClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-
-# --- client_for: one target, a shared synchronous client ------------------------------------------------
-
-_shared_lock = threading.Lock()
-_shared: dict[tuple[Any, ...], SyncEagleClient] = {}
-
-
-def shared_sync_client() -> SyncEagleClient:
-    """A process-wide SyncEagleClient for the current settings (rebuilt when tests override them)."""
-    from django.conf import settings
-
-    key = (
-        settings.EAGLE_CLOUD_URL,
-        settings.EAGLE_CONNECT_TIMEOUT,
-        settings.EAGLE_READ_TIMEOUT,
-        settings.EAGLE_MAX_ANSWER_BYTES,
-    )
-    with _shared_lock:
-        client = _shared.get(key)
-        if client is None:
-            _shared.clear()
-            client = _shared[key] = SyncEagleClient(*key)
-        return client
-
-
-class BoundClient:
-    """A target and a client: `.instantaneous_demand()`, `.price()`, `.summation()` take no arguments."""
-
-    def __init__(self, target: EagleTarget, client: SyncEagleClient) -> None:
-        self.target = target
-        self.client = client
-
-    def __repr__(self) -> str:
-        return f"<BoundClient {self.target.cloud_id} {self.target.protocol}>"
-
-    def instantaneous_demand(self, *, deadline: float | None = None) -> Reading:
-        return self.client.instantaneous_demand(self.target, deadline=deadline)
-
-    def price(self, *, deadline: float | None = None) -> Price:
-        return self.client.price(self.target, deadline=deadline)
-
-    def summation(self, *, deadline: float | None = None) -> Summation:
-        return self.client.summation(self.target, deadline=deadline)
-
-
-def client_for(household_or_target: Any, client: SyncEagleClient | None = None) -> BoundClient:
-    """Bind a Household (or an EagleTarget) to a synchronous client (the shared one unless given)."""
-    target = (
-        household_or_target
-        if isinstance(household_or_target, EagleTarget)
-        else EagleTarget.from_household(household_or_target)
-    )
-    return BoundClient(target, client or shared_sync_client())
