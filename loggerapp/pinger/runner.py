@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loggerapp.hourfiles.lines import failure_line, is_repeat, success_line
 from loggerapp.pinger import schedule
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
-from loggerapp.pinger.lines import failure_line, is_repeat, success_line
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.registry import HouseholdEntry, RegistryUnavailable, diff, load_households
 from loggerapp.pinger.stats import StatsAccumulator

@@ -37,9 +37,10 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from loggerapp.hourfiles.layout import archive_key, hour_label, parse_hour_label
+from loggerapp.hourfiles.lines import count_lines
 from loggerapp.models import HourFile
-from loggerapp.paths import archive_key, hour_label, parse_hour_label
-from loggerapp.rotation import ledger, lines
+from loggerapp.rotation import ledger
 from loggerapp.rotation.archive import (
     MERGED,
     PRESENT,
@@ -185,7 +186,7 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
         log.warning("%s not archived: %s", key, report.reason)
         return report
     run.breaker.success()
-    line_count, ok_lines = lines.count_lines(result.content)
+    line_count, ok_lines = count_lines(result.content)
     report.outcome = _OUTCOME.get(result.outcome, UPLOADED)
     report.bytes = len(content)
     if not ledger.mark_uploaded(row, run.owner, key, result, line_count, ok_lines):

@@ -6,7 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loggerapp.paths import parse_hour_label
+from loggerapp.hourfiles.layout import parse_hour_label
 from loggerapp.rotation.job import run_rotation
 from loggerapp.service_log import configure_service_log
 
