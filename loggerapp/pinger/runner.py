@@ -32,7 +32,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Thread
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from loggerapp.hourfiles.lines import failure_line, success_line
 from loggerapp.models import Status
@@ -94,7 +96,7 @@ class _Services:
 
     writer: WriterThread
     flusher: StatsFlusher
-    metrics_server: Any = None
+    metrics_server: tuple[WSGIServer, Thread] | None = None
 
 
 @dataclass(slots=True)
@@ -219,8 +221,8 @@ class Pinger:
         services.flusher.stop()
         self.loader.close()
         if services.metrics_server is not None:
-            server = services.metrics_server
-            (server[0] if isinstance(server, tuple) else server).shutdown()
+            server, _thread = services.metrics_server
+            server.shutdown()
 
     # --- 2. loop ----------------------------------------------------------------------------------------
 
@@ -335,7 +337,7 @@ class Pinger:
                 async with asyncio.timeout(self.config.poll_deadline):
                     answer.reading = await self._client.instantaneous_demand(entry.target)
             except EagleError as exc:
-                answer.kind, answer.message, answer.raw = str(exc.kind), exc.message, exc.raw
+                answer.kind, answer.message, answer.raw = str(exc.kind), exc.message or "", exc.raw
             except TimeoutError:
                 answer.kind = Status.UNREACHABLE.value
                 answer.message = f"no answer within {self.config.poll_deadline:g} s"

@@ -100,7 +100,7 @@ def backoff_seconds(consecutive_bad_credentials: int, interval: float, ceiling: 
     if consecutive_bad_credentials <= 0:
         return interval
     exponent = min(consecutive_bad_credentials, 32)  # 2**32 intervals is beyond any ceiling
-    return max(interval, min(interval * 2**exponent, ceiling))
+    return max(interval, min(interval * 2.0**exponent, ceiling))
 
 
 def ticks_to_skip(wait: float, interval: float) -> int:

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -172,13 +173,13 @@ def _placeholder(sql_type: str) -> str:
     return f"%s::{sql_type}" if connection.vendor == "postgresql" else "%s"
 
 
-def _when(seconds: float | None):
+def _when(seconds: float | None) -> Any:
     if seconds is None:
         return None
     return connection.ops.adapt_datetimefield_value(datetime.fromtimestamp(seconds, UTC))
 
 
-def _row(household_id: int, delta: HouseholdDelta) -> list:
+def _row(household_id: int, delta: HouseholdDelta) -> list[Any]:
     has_reading = delta.status == Status.OK or delta.last_meter_time is not None or delta.last_demand_kw is not None
     return [
         household_id,
