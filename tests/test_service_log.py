@@ -145,7 +145,6 @@ def _free_port() -> int:
 def test_gunicorn_and_django_both_log_to_server_log_without_an_environment_handshake(db, tmp_path):
     port = _free_port()
     env = subprocess_env(LOG_ROOT=str(tmp_path), WEB_BIND=f"127.0.0.1:{port}", WEB_WORKERS="1", HOME=str(tmp_path))
-    env.pop("SERVICE_LOG", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--config", "deploy/gunicorn.conf.py", "--no-control-socket", "iseif.wsgi"],
         cwd=REPO_ROOT,

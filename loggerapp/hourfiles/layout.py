@@ -135,8 +135,9 @@ def hour_files_on_disk(log_root: Path, before: datetime) -> list[tuple[str, date
             names = os.listdir(folder.path)
         except OSError:
             continue
+        label = folder.path.name
         for name in names:
-            parsed = parse_hour_file_name(name)
-            if parsed is not None and parsed[1] == folder.hour:
-                found.append(parsed)
+            match = HOUR_FILE_RE.fullmatch(name)
+            if match is not None and match["hour"] == label:  # compared as text: no date parsing per file
+                found.append((match["cloud_id"], folder.hour))
     return found

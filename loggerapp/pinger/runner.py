@@ -128,10 +128,6 @@ class Pinger:
         self._semaphore: asyncio.Semaphore | None = None
         self._started_at = 0.0
 
-    @property
-    def total(self) -> Tally:
-        return self.counts.total
-
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling; polls in flight finish. Safe to call more than once."""
         if self._stopping:
