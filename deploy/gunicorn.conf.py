@@ -1,12 +1,17 @@
-"""gunicorn settings for the web process; values come from the environment like the rest of the service."""
+"""gunicorn settings for the web process; values come from the environment like the rest of the service.
+
+Logging goes to LOG_ROOT/server/server.log and the console, in the service log format, through the one logging
+helper (loggerapp/service_log.py; gunicorn runs from the repository, which it puts on the import path):
+- gunicorn's own loggers (boots, worker timeouts, access lines) by ``logconfig_dict`` below, in every process;
+- Django's loggers by ``post_worker_init``: Django applies its LOGGING (console only) when a worker loads the
+  application, replacing the root logger's handlers, so the hook adds the file once that has happened.
+"""
 
 import os
 from pathlib import Path
 
 _data_dir = Path(os.environ.get("DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
-_log_dir = Path(os.environ.get("LOG_ROOT", _data_dir / "logs")) / "server"
-_log_dir.mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("SERVICE_LOG", "server")  # Django adds server/server.log to its logging
+_log_file = Path(os.environ.get("LOG_ROOT", _data_dir / "logs")) / "server" / "server.log"  # as in settings.py
 
 bind = os.environ.get("WEB_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WEB_WORKERS", "3"))
@@ -14,17 +19,17 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 # A live EAGLE read is bounded by the client's timeouts (a few seconds); leave room above them.
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 20
+# Addresses of the reverse proxies whose X-Forwarded-Proto/-For gunicorn believes (comma-separated, "*" for any).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-# server/server.log through WatchedFileHandler: logrotate may move the file, gunicorn reopens it.
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {"plain": {"()": "loggerapp.service_log.formatter"}},
     "handlers": {
         "file": {
-            "class": "logging.handlers.WatchedFileHandler",
-            "filename": str(_log_dir / "server.log"),
+            "class": "loggerapp.service_log.MakingWatchedFileHandler",
+            "filename": str(_log_file),
             "formatter": "plain",
         },
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
@@ -36,3 +41,10 @@ logconfig_dict = {
         "botocore": {"level": "WARNING"},
     },
 }
+
+
+def post_worker_init(worker):
+    """The worker has loaded Django (and its LOGGING): send Django's own logs to server/server.log too."""
+    from loggerapp.service_log import configure_service_log
+
+    configure_service_log("server")

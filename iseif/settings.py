@@ -316,31 +316,22 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "iseif-logger@localhost")
 ALERT_EMAILS = env_list("ALERT_EMAILS")
 
 # --- Logging ---------------------------------------------------------------------------------------------
-# SERVICE_LOG names the service whose file under LOG_ROOT this process writes (gunicorn sets "server").
-_SERVICE_LOG = env_str("SERVICE_LOG")
-# Console logging for every process; the long-running commands and gunicorn add their own file under LOG_ROOT
-# (see loggerapp.service_log), opened with WatchedFileHandler so that logrotate can move it.
+# Console logging for every process, in the one format of loggerapp/service_log.py (referenced by name, so that
+# this module imports no app code). The long-running commands and the web process add their own file under
+# LOG_ROOT through that module (WatchedFileHandler, so that logrotate can move it); gunicorn's hook opens the
+# web's file once this configuration is applied (deploy/gunicorn.conf.py).
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL, not {LOG_LEVEL!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {"()": "loggerapp.service_log.formatter"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        **(
-            {
-                "service_file": {
-                    "class": "loggerapp.service_log.MakingWatchedFileHandler",
-                    "filename": str(LOG_ROOT / _SERVICE_LOG / f"{_SERVICE_LOG}.log"),
-                    "formatter": "plain",
-                }
-            }
-            if _SERVICE_LOG
-            else {}
-        ),
     },
-    "root": {"handlers": ["console", *(["service_file"] if _SERVICE_LOG else [])], "level": LOG_LEVEL},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"level": "INFO"},
         # botocore logs request headers at DEBUG; never let it inherit a DEBUG root.

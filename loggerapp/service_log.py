@@ -1,24 +1,49 @@
-"""Service log files under LOG_ROOT: server/server.log, pinger/pinger.log, rotate/rotate.log.
+"""The one logging setup of the services: the line format, the service log files, and ``--log-level``.
 
-Files are opened with WatchedFileHandler, which notices when logrotate moves a file away and reopens the path,
-so operations can rotate them externally without signalling the process.
+Every process logs to the console (Django's LOGGING in iseif/settings.py). A long-running service also writes
+its own file under LOG_ROOT, opened here and nowhere else:
+
+- ``manage.py runpinger`` -> pinger/pinger.log and ``manage.py rotate_logs`` -> rotate/rotate.log, for the whole
+  process (``configure_service_log``);
+- the upload job inside an RQ worker -> rotate/rotate.log for the rotation's own loggers, while it runs
+  (``service_log`` as a context manager): the worker runs other jobs too;
+- the web process -> server/server.log: gunicorn's ``post_worker_init`` hook in deploy/gunicorn.conf.py calls
+  ``configure_service_log("server")`` once Django has configured logging; the same file's gunicorn loggers
+  (boots, worker timeouts, access lines) use ``formatter`` and ``MakingWatchedFileHandler`` from here.
+
+Files are opened with WatchedFileHandler, which notices when logrotate moves a file away and reopens the path, so
+operations can rotate them without signalling the process. Opening is idempotent: a file already attached (to
+the root logger or the logger asked for) is never attached twice, so no line is written twice.
+
+``add_log_level_argument`` gives every long-running command the same ``--log-level``: case-insensitive, checked
+by argparse, so a bad value is a one-line usage error, never a traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import logging.handlers
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
-_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def formatter() -> logging.Formatter:
+    """The format of every service log line (also a factory for dictConfig: ``{"()": "...formatter"}``)."""
+    return logging.Formatter(LOG_FORMAT)
 
 
 class MakingWatchedFileHandler(logging.handlers.WatchedFileHandler):
     """A WatchedFileHandler that creates its directory first (LOG_ROOT may be empty on a new machine)."""
 
-    def __init__(self, filename: str, *args, **kwargs) -> None:
+    def __init__(self, filename: str, *args: Any, **kwargs: Any) -> None:
         Path(filename).parent.mkdir(parents=True, exist_ok=True)
         super().__init__(filename, *args, **kwargs)
 
@@ -27,19 +52,72 @@ def service_log_path(service: str) -> Path:
     return Path(settings.LOG_ROOT) / service / f"{service}.log"
 
 
-def configure_service_log(service: str, level: str | None = None) -> logging.Handler:
-    """Send the root logger to LOG_ROOT/<service>/<service>.log as well as the console; idempotent.
+def _attached(logger: logging.Logger, path: Path) -> logging.Handler | None:
+    for handler in logger.handlers:
+        if isinstance(handler, logging.handlers.WatchedFileHandler) and Path(handler.baseFilename) == path:
+            return handler
+    return None
 
-    ``level`` (e.g. from a command's --log-level) overrides LOG_LEVEL for this process.
+
+def open_service_log(service: str, logger: logging.Logger | None = None) -> tuple[logging.Handler, bool]:
+    """Attach LOG_ROOT/<service>/<service>.log to ``logger`` (default: the root logger).
+
+    Returns the handler and whether this call attached it: False when the file was already attached to that
+    logger or to the root logger (then its lines reach the file already, and the caller must not detach it).
     """
     path = service_log_path(service)
     root = logging.getLogger()
-    if level:
-        root.setLevel(level.upper())
-    for handler in root.handlers:
-        if isinstance(handler, logging.handlers.WatchedFileHandler) and Path(handler.baseFilename) == path:
-            return handler
+    target = logger or root
+    existing = _attached(root, path) or _attached(target, path)
+    if existing is not None:
+        return existing, False
     handler = MakingWatchedFileHandler(str(path), encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_FORMAT))
-    root.addHandler(handler)
+    handler.setFormatter(formatter())
+    target.addHandler(handler)
+    return handler, True
+
+
+def set_log_level(level: str | None) -> None:
+    """Apply a command's --log-level (already checked by argparse) to the whole process; None keeps LOG_LEVEL."""
+    if level:
+        logging.getLogger().setLevel(level.upper())
+
+
+def configure_service_log(service: str, level: str | None = None) -> logging.Handler:
+    """Send the whole process's logs to the service's file as well as the console; idempotent.
+
+    ``level`` (a command's --log-level) overrides LOG_LEVEL for this process.
+    """
+    set_log_level(level)
+    handler, _ = open_service_log(service)
     return handler
+
+
+@contextmanager
+def service_log(service: str, logger_name: str) -> Iterator[None]:
+    """Send one package's loggers to the service's file for the duration, unless the process already does."""
+    logger = logging.getLogger(logger_name)
+    handler, attached = open_service_log(service, logger)
+    try:
+        yield
+    finally:
+        if attached:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def log_level(value: str) -> str:
+    """argparse type of --log-level: a level name in any case, upper-cased."""
+    return value.strip().upper()
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """The same --log-level for every long-running command."""
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        choices=LOG_LEVELS,
+        default=None,
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (any case); overrides LOG_LEVEL for this process",
+    )

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from loggerapp.models import HouseholdStats, Status
-from tests.test_ops_status import write_polls
+from tests.fixtures.polls import write_polls
 
 pytestmark = pytest.mark.django_db
 

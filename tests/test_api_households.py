@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from loggerapp.api.latest import latest_from_files, lines_backwards
+from loggerapp.hourfiles.layout import hour_file_path
 from loggerapp.models import Household, HouseholdStats, Status
-from loggerapp.paths import hour_file_path
 from tests.fixtures.api import api_get, check_response
 
 pytestmark = pytest.mark.django_db

@@ -12,9 +12,9 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rq import Queue, SimpleWorker
 
+from loggerapp.hourfiles.layout import hour_file_path
 from loggerapp.models import AlertState, HourFile, HouseholdStats, PingerHeartbeat, Status
 from loggerapp.ops.alerts import check_alerts, run_alerts_job
-from loggerapp.paths import hour_file_path
 from tests.fixtures.core import redis_url
 
 pytestmark = pytest.mark.django_db

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
+from loggerapp.hourfiles import reading
+from loggerapp.hourfiles.layout import archive_key, hour_file_path, hour_start
+from loggerapp.hourfiles.lines import Poll
 from loggerapp.models import HourFile, Household, HouseholdStats, Status
 from loggerapp.ops import charts
-from loggerapp.ops.charts import Poll
-from loggerapp.ops.status import build_status_page
-from loggerapp.paths import archive_key, hour_file_path, hour_start
+from loggerapp.ops.status import build_status_page, coverage_cells
+from tests.fixtures.polls import line, write_polls
 
 pytestmark = pytest.mark.django_db
 
@@ -24,31 +24,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_chart_cache():
     cache.clear()
-    charts._count_lines_cached.cache_clear()
-
-
-def line(cloud_id: str, t: float, demand: float | None) -> str:
-    """A line as the pinger writes it (compact JSON; see loggerapp/pinger/lines.py)."""
-    if demand is None:
-        fields = {"cloud_id": cloud_id, "poll_time": round(t, 3), "ok": False, "error_kind": "unreachable",
-                  "error": "connection refused", "latency_ms": 2.0}  # fmt: skip
-    else:
-        fields = {"Demand": 1234, "cloud_id": cloud_id, "poll_time": round(t, 3), "meter_time": int(t),
-                  "demand_kw": demand, "latency_ms": 1.5, "repeat": False, "protocol": "cloud", "ok": True}  # fmt: skip
-    return json.dumps(fields, separators=(",", ":")) + "\n"
-
-
-def write_polls(log_root: Path, cloud_id: str, start: float, end: float, demand=lambda t: 1.0, every: float = 6.0):
-    """Append one line every `every` seconds in [start, end) to the right hour files; demand(t) None = failed."""
-    by_path: dict[Path, list[str]] = {}
-    t = start
-    while t < end:
-        by_path.setdefault(hour_file_path(log_root, cloud_id, hour_start(t)), []).append(line(cloud_id, t, demand(t)))
-        t += every
-    for path, lines in by_path.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            handle.write("".join(lines))
+    reading.forget_counts()
 
 
 # --- charts: pure drawing ------------------------------------------------------------------------------------
@@ -89,24 +65,25 @@ def test_coverage_colours_and_titles():
     assert "2026-11-01 10:00 UTC: 400 readings of 600 expected (600 lines, from disk)" in svg
 
 
-# --- charts: reading files ----------------------------------------------------------------------------------
+# --- the data the charts draw (read through loggerapp.hourfiles.reading) -----------------------------------
 def test_reading_only_the_tail_gives_the_same_polls_as_reading_everything(tmp_path):
     hour = datetime(2026, 11, 1, 10, tzinfo=UTC).timestamp()
     write_polls(tmp_path, "002506", hour, hour + 3600, demand=lambda t: (t - hour) / 100)
     path = hour_file_path(tmp_path, "002506", datetime(2026, 11, 1, 10, tzinfo=UTC))
-    everything = charts.read_polls(path)
+    everything = reading.read_polls(path)
     assert len(everything) == 600
     for since_minute in (0, 1, 30, 59, 59.95):
         since = hour + since_minute * 60
-        assert charts.read_polls(path, since=since) == [p for p in everything if p.t >= since]
+        assert reading.read_polls(path, since=since) == [p for p in everything if p.t >= since]
 
 
-def test_a_partial_last_line_is_ignored(tmp_path):
+def test_a_partial_last_line_is_not_a_poll_but_counts_as_a_line(tmp_path):
+    """The one counting rule (hourfiles.lines.count_lines): the status page counts a file as the upload does."""
     path = tmp_path / "2026-11-01-10" / "iseif-rainforest-002506-2026-11-01-10.jl"
     path.parent.mkdir()
     path.write_text(line("002506", 1, 1.0) + '{"cloud_id":"002506","poll_ti')
-    assert len(charts.read_polls(path)) == 1
-    assert charts.count_file_lines(path) == (1, 1)
+    assert len(reading.read_polls(path)) == 1
+    assert reading.count_file_lines(path) == (2, 1)
 
 
 def test_coverage_uses_the_ledger_for_uploaded_hours_and_counts_local_files(make_household, log_root):
@@ -119,7 +96,7 @@ def test_coverage_uses_the_ledger_for_uploaded_hours_and_counts_local_files(make
     previous = current - timedelta(hours=1)
     write_polls(log_root, "002506", previous.timestamp(), previous.timestamp() + 1800,
                 demand=lambda t: None if int(t) % 12 < 6 else 2.0)  # fmt: skip
-    cells = charts.coverage_cells(["002506"], now)["002506"]
+    cells = coverage_cells(["002506"], now)["002506"]
     assert len(cells) == 24 and cells[-1].hour == current
     by_hour = {cell.hour: cell for cell in cells}
     assert (by_hour[uploaded].ok_lines, by_hour[uploaded].source) == (540, "ledger")
@@ -144,7 +121,7 @@ def test_admin_chart_reads_uploaded_hours_back_from_the_archive(make_household, 
             handle.write(line("002506", old.timestamp() + 6 * i, 1.5))
     HourFile.objects.create(cloud_id="002506", hour=old, state="uploaded", key=key, lines=600, ok_lines=600)
     write_polls(log_root, "002506", now.timestamp() - 600, now.timestamp(), demand=lambda t: None)
-    polls = charts.household_polls(log_root, "002506", now - timedelta(hours=3), now)
+    polls = reading.household_polls(log_root, "002506", now - timedelta(hours=3), now)
     assert sum(1 for p in polls if p.ok) == 600  # the archived hour
     assert sum(1 for p in polls if not p.ok) == 100  # the failed polls of the last ten minutes, on disk
     svg = charts.demand_chart_svg(polls, now - timedelta(hours=3), now)
@@ -215,6 +192,28 @@ def test_status_filters_and_search(staff_client, study):
     assert re.findall(r'data-cloud-id="([0-9a-f]{6})"', page) == ["00b002"]
     page = staff_client.get("/status/?q=fine").content.decode()
     assert re.findall(r'data-cloud-id="([0-9a-f]{6})"', page) == ["00a001"]
+
+
+def test_files_waiting_are_counted_as_the_uploads_alert_counts_them(make_household, log_root, settings):
+    """Issue 10: the header said "0 files waiting" beside an alert of files not uploaded. Files on disk that the
+    ledger does not know yet wait too, and the alert's overdue files are always among those the page counts."""
+    from loggerapp.ops.alerts import failing_uploads
+
+    settings.ALERT_UPLOAD_FAILING_MINUTES = 60
+    now = timezone.now()
+    old = hour_start(now) - timedelta(hours=4)
+    for cloud_id in ("00a001", "00a002"):
+        make_household(cloud_id)
+        write_polls(log_root, cloud_id, old.timestamp(), old.timestamp() + 60)
+    HourFile.objects.create(cloud_id="00a001", hour=old - timedelta(hours=1), state="failed", reason="refused")
+    previous = hour_start(now) - timedelta(hours=1)  # finished, not yet overdue: waits, no alert yet
+    write_polls(log_root, "00a001", previous.timestamp(), previous.timestamp() + 60)
+    write_polls(log_root, "00a001", now.timestamp() - 60, now.timestamp())  # the current hour never waits
+    summary = build_status_page(now=now).summary
+    assert (summary["pending_files"], summary["failed_files"]) == (3, 1)
+    (alert,) = failing_uploads(now)
+    assert alert.message.startswith("3 hour file(s) not uploaded")
+    assert "1 failed" in alert.message and "2 on local disk with no ledger row" in alert.message
 
 
 def test_admin_index_links_to_the_status_page(staff_client):

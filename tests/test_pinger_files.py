@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, hour_index
-from loggerapp.pinger.lines import failure_line
+from loggerapp.hourfiles.layout import hour_index
+from loggerapp.hourfiles.lines import failure_line
+from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread
 
 
 def ts(text: str) -> float:

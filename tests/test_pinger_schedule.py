@@ -78,3 +78,23 @@ def test_backoff_doubles_up_to_the_ceiling_and_lands_on_ticks():
     assert [schedule.ticks_to_skip(wait, 6.0) for wait in waits[:7]] == [1, 2, 4, 8, 16, 32, 50]
     assert schedule.ticks_to_skip(0.0, 6.0) == 1
     assert schedule.ticks_to_skip(7.0, 6.0) == 2
+
+
+def test_the_tick_queue_gives_due_items_earliest_first_and_ties_in_order():
+    queue: schedule.TickQueue[str] = schedule.TickQueue()
+    assert queue.next_due() is None and list(queue.pop_due(10**10)) == []
+    for due, item in [(5.0, "e"), (1.0, "a"), (3.0, "c1"), (3.0, "c2"), (9.0, "later")]:
+        queue.push(due, item)
+    assert len(queue) == 5 and queue.next_due() == 1.0
+    assert list(queue.pop_due(5.0)) == [(1.0, "a"), (3.0, "c1"), (3.0, "c2"), (5.0, "e")]
+    assert queue.next_due() == 9.0 and len(queue) == 1
+
+
+def test_the_tick_queue_takes_what_is_pushed_while_it_is_read_if_it_is_due():
+    queue: schedule.TickQueue[int] = schedule.TickQueue()
+    queue.push(1.0, 1)
+    taken = []
+    for due, tick in queue.pop_due(3.0):
+        taken.append(tick)
+        queue.push(due + 1.0, tick + 1)  # as the scheduler queues a household's next tick
+    assert taken == [1, 2, 3] and queue.next_due() == 4.0

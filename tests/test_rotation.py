@@ -17,12 +17,11 @@ import pytest
 from django.core.files.storage import storages
 from django.utils import timezone
 
+from loggerapp.hourfiles.content import merge
+from loggerapp.hourfiles.layout import hour_start
 from loggerapp.models import HourFile
-from loggerapp.paths import hour_start
-from loggerapp.rotation import lines
-from loggerapp.rotation.archive import FileSystemArchive, VerificationFailed, store_verified, verify
+from loggerapp.rotation.archive import Digest, FileSystemArchive, VerificationFailed, store_verified, verify
 from loggerapp.rotation.job import run_rotation
-from loggerapp.rotation.lines import Digest
 from tests.fixtures.core import manage_command, subprocess_env
 from tests.fixtures.s3 import hour_content, reading_line
 
@@ -250,7 +249,7 @@ def test_local_folder_default_uses_the_same_layout_and_rules(folder_archive, wri
     assert run_rotation().count("merged") == 1
     stored = (folder_archive / key("002506", H1)).read_bytes()
     assert stored.count(b"\n") == 13 and late in stored
-    assert lines.merge(content, late) == stored
+    assert merge(content, late) == stored
 
 
 def test_folder_archive_create_is_create_only_and_replace_is_conditional(folder_archive):

@@ -1,9 +1,8 @@
-"""The pure parts of the upload (finished hours, counting and merging lines) and the ledger's admin/coverage."""
+"""The pure parts of the upload (finished hours) and the ledger's admin/coverage. Counting and merging lines are
+the hour file's rules: tests/test_hourfiles.py and tests/test_hourfiles_lines.py."""
 
 from __future__ import annotations
 
-import gzip
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,11 +11,9 @@ from django.utils import timezone
 
 import loggerapp.admin  # noqa: F401  (registers HourFileAdmin)
 from loggerapp.admin.ledger import HourFileInline, hour_coverage_strip, hours_for_household
+from loggerapp.hourfiles.layout import hour_start
 from loggerapp.models import HourFile
-from loggerapp.paths import hour_start
-from loggerapp.rotation import lines
 from loggerapp.rotation.discover import finished_hour_files, is_finished
-from tests.fixtures.s3 import reading_line
 
 HOUR = datetime(2026, 11, 28, 14, tzinfo=UTC)
 
@@ -54,35 +51,6 @@ def test_discovery_ignores_what_is_not_a_finished_hour_file(tmp_path):
     assert [(f.cloud_id, f"{f.hour:%H}") for f in found] == [("00ab12", "13"), ("002506", "14")]
     only = finished_hour_files(tmp_path, HOUR + timedelta(hours=2), 0, only_hour=HOUR - timedelta(hours=1))
     assert [f.cloud_id for f in only] == ["00ab12"]
-
-
-def test_count_lines():
-    content = reading_line("002506", 1.0) + reading_line("002506", 7.0, ok=False) + reading_line("002506", 13.0)
-    assert lines.count_lines(content) == (3, 2)
-    assert lines.count_lines(content + b'{"cloud_id": "002506", "ok": tr') == (4, 2)  # a line cut short counts
-    assert lines.count_lines(b"") == (0, 0)
-    assert lines.count_lines(b'{"ok":true}\n{"ok": false}\n') == (2, 1)
-
-
-def test_merge_keeps_every_reading_once_in_poll_time_order():
-    a = [reading_line("002506", t) for t in (6.0, 18.0, 30.0)]
-    b = [reading_line("002506", t) for t in (0.0, 18.0, 24.0)]
-    respaced = json.dumps(json.loads(a[2]), indent=None, separators=(",", ":")).encode() + b"\n"
-    merged = lines.merge(b"".join(a), b"".join(b) + respaced)
-    times = [json.loads(line)["poll_time"] for line in merged.splitlines()]
-    assert times == [0.0, 6.0, 18.0, 24.0, 30.0]  # duplicates (even re-spaced) dropped
-    assert lines.merge(b"".join(a), b"".join(a)) == b"".join(a)
-    assert lines.holds_all(b"".join(a + b), b"".join(b)) and not lines.holds_all(b"".join(a), b"".join(b))
-    broken = b'{"cloud_id": "002506", "poll'
-    assert lines.merge(b"".join(a), broken).endswith(broken + b"\n")  # kept, at the end, never lost
-
-
-def test_gzip_encoding_is_deterministic_and_recognised():
-    content = b"".join(reading_line("002506", t) for t in range(0, 600, 6))
-    assert lines.encode(content, True) == lines.encode(content, True)  # same lines, same object
-    assert gzip.decompress(lines.encode(content, True)) == content
-    assert lines.decode(lines.encode(content, True)) == content and lines.decode(content) == content
-    assert lines.encode(content, False) is content
 
 
 @pytest.fixture
@@ -150,10 +118,3 @@ def test_inline_shows_the_households_recent_hours(ledger_rows, staff_user):
     rows = inline.get_queryset(request).filter(household=household)
     assert [row.state for row in rows] == ["uploaded", "failed"]  # the five-day-old hour is beyond its window
     assert not inline.has_add_permission(request) and inline.get_readonly_fields(request) == inline.fields
-
-
-def test_merge_survives_a_poll_time_too_large_for_a_float():
-    good = reading_line("002506", 6.0)
-    huge = b'{"cloud_id": "002506", "poll_time": 1' + b"0" * 400 + b"}"
-    merged = lines.merge(good, huge + b"\n")
-    assert merged == good + huge + b"\n"  # kept, at the end, never lost

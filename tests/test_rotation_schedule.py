@@ -16,8 +16,8 @@ from django.utils import timezone
 from rq.cron import CronScheduler
 from rq.job import Job
 
+from loggerapp.hourfiles.layout import hour_start
 from loggerapp.models import HourFile
-from loggerapp.paths import hour_start
 from tests.fixtures.core import manage_command, redis_url, subprocess_env
 
 pytestmark = pytest.mark.django_db(transaction=True)

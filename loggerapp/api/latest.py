@@ -1,9 +1,9 @@
 """The last logged reading of a household, from the pinger's hour files, without asking the device.
 
-1. Hour directories under LOG_ROOT are named YYYY-MM-DD-HH, so sorting their names sorts them by time; the
-   newest directory holding this household's file wins.
+1. The newest hour folder holding this household's file wins (hourfiles.reading.newest_hour_files).
 2. The file is read backwards in blocks (an hour file is ~600 lines, ~200 KB; only the tail is read in the
-   usual case). A last line without its newline is a write in progress and is skipped.
+   usual case). A last line without its newline is a write in progress and is skipped; lines are parsed by
+   hourfiles.lines, like every other reader's.
 3. The newest successful line is the reading; the very last line says how the latest poll went (it may be a
    failure). If the newest file holds no success (a failing hour), the file before it is searched too, and no
    further: the request stays cheap.
@@ -13,18 +13,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loggerapp.hourfiles.lines import finite_number, parse_record
+from loggerapp.hourfiles.reading import lines_backwards, newest_hour_files
 from loggerapp.models import Household, HouseholdStats
-from loggerapp.paths import HOUR_DIR_RE, hour_file_path, parse_hour_label
 
-BLOCK_SIZE = 8192
 MAX_FILES_SEARCHED = 2
 
 
@@ -43,65 +40,14 @@ class LatestReading:
     last_poll: dict[str, Any] | None = field(default=None)
 
 
-def newest_hour_files(log_root: Path, cloud_id: str) -> Iterator[Path]:
-    """The household's hour files, newest first. cloud_id must already be validated (it becomes a path)."""
-    try:
-        with os.scandir(log_root) as entries:
-            labels = sorted((e.name for e in entries if HOUR_DIR_RE.fullmatch(e.name) and e.is_dir()), reverse=True)
-    except FileNotFoundError:
-        return
-    for label in labels:
-        path = hour_file_path(log_root, cloud_id, parse_hour_label(label))
-        if path.is_file():
-            yield path
-
-
-def lines_backwards(path: Path, block_size: int = BLOCK_SIZE) -> Iterator[bytes]:
-    """Complete lines of a file, last first, reading blocks from the end; an unterminated tail is skipped."""
-    with open(path, "rb") as handle:
-        position = handle.seek(0, os.SEEK_END)
-        pending = b""
-        tail_skipped = False
-        while position > 0:
-            size = min(block_size, position)
-            position -= size
-            handle.seek(position)
-            pending = handle.read(size) + pending
-            pieces = pending.split(b"\n")
-            pending = pieces[0]  # may still continue in the block before
-            complete = pieces[1:]
-            if not tail_skipped and complete:
-                complete = complete[:-1]  # after the last newline: "" or a line still being written
-                tail_skipped = True
-            for line in reversed(complete):
-                if line.strip():
-                    yield line
-        if tail_skipped and pending.strip():
-            yield pending  # the first line of the file
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if value == value and abs(value) != float("inf") else None
-
-
 def _unix_time(value: Any) -> datetime | None:
-    seconds = _number(value)
+    seconds = finite_number(value)
     if seconds is None:
         return None
     try:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
         return None
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
 
 
 def _last_poll(record: dict[str, Any]) -> dict[str, Any]:
@@ -116,19 +62,19 @@ def _last_poll(record: dict[str, Any]) -> dict[str, Any]:
 
 def _reading_from(cloud_id: str, record: dict[str, Any], path: Path, last_poll: dict[str, Any]) -> LatestReading:
     meter_timestamp = record.get("meter_time")
-    meter_timestamp = int(meter_timestamp) if _number(meter_timestamp) is not None else None
+    meter_timestamp = int(meter_timestamp) if finite_number(meter_timestamp) is not None else None
     protocol = record.get("protocol")
     repeat = record.get("repeat")
     return LatestReading(
         cloud_id=cloud_id,
         source="hour_file",
-        demand_kw=_number(record.get("demand_kw")),
+        demand_kw=finite_number(record.get("demand_kw")),
         meter_time=_unix_time(meter_timestamp),
         meter_timestamp=meter_timestamp,
         poll_time=_unix_time(record.get("poll_time")),
         protocol=protocol if isinstance(protocol, str) else None,
         repeat=repeat if isinstance(repeat, bool) else None,
-        latency_ms=_number(record.get("latency_ms")),
+        latency_ms=finite_number(record.get("latency_ms")),
         hour_file=path.name,
         last_poll=last_poll,
     )
@@ -142,12 +88,12 @@ def latest_from_files(log_root: Path, cloud_id: str) -> LatestReading | None:
             break
         try:
             for line in lines_backwards(path):
-                record = _parse(line)
+                record = parse_record(line)
                 if record is None or record.get("cloud_id", cloud_id) != cloud_id:
                     continue
                 if last_poll is None:
                     last_poll = _last_poll(record)
-                if record.get("ok") is True and _number(record.get("demand_kw")) is not None:
+                if record.get("ok") is True and finite_number(record.get("demand_kw")) is not None:
                     return _reading_from(cloud_id, record, path, last_poll)
         except FileNotFoundError:
             continue  # rotated away between listing and opening

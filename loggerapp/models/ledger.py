@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-EXPECTED_LINES_PER_HOUR = 600  # one poll every six seconds
+from loggerapp.hourfiles.lines import coverage, lines_per_hour
 
 
 class HourFile(models.Model):
@@ -56,5 +56,5 @@ class HourFile(models.Model):
 
     @property
     def coverage(self) -> float:
-        """Readings logged out of the 600 expected at six seconds (capped at 1)."""
-        return min(1.0, self.ok_lines / EXPECTED_LINES_PER_HOUR)
+        """Readings logged out of those expected in an hour (hourfiles.lines.lines_per_hour), capped at 1."""
+        return coverage(self.ok_lines, lines_per_hour())

@@ -6,7 +6,8 @@ What fires (each alert has a key; AlertState remembers which keys are firing):
 - ``pinger``: a pinger heartbeat is stale, or none is left (health.check_pinger).
 - ``uploads``: a finished hour's file is still not uploaded ALERT_UPLOAD_FAILING_MINUTES after it was due
   (hour end + ROTATION_GRACE_SECONDS): ledger rows failed/pending/uploading, or files left on local disk that
-  the ledger does not know as uploaded (the upload job is not running at all).
+  the ledger does not know (the upload job is not running at all). The count is rotation.backlog's, the same
+  the status page shows.
 
 How a run works (check_alerts):
 1. Compute the alerts firing now.
@@ -23,23 +24,21 @@ A flapping household cannot storm: it must stay silent ALERT_SILENCE_MINUTES bef
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Count, Min
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from loggerapp.hourfiles.layout import HOUR
 from loggerapp.models import AlertState, HourFile, Household, Status
 from loggerapp.ops.health import check_pinger
 from loggerapp.ops.status import silent_q
-from loggerapp.paths import HOUR_DIR_RE, parse_hour_file_name, parse_hour_label
+from loggerapp.rotation.backlog import upload_backlog
 
 logger = logging.getLogger(__name__)
 
@@ -105,54 +104,13 @@ def stale_pinger(now: datetime) -> list[Alert]:
     return [] if result.ok else [Alert(KIND_PINGER, result.detail)]
 
 
-def _files_left_on_disk(log_root: Path, before: datetime) -> list[tuple[str, datetime]]:
-    """(cloud_id, hour) of hour files on disk whose hour started before `before`."""
-    found = []
-    try:
-        entries = list(os.scandir(log_root))
-    except OSError:
-        return []
-    for entry in entries:
-        if not (HOUR_DIR_RE.fullmatch(entry.name) and entry.is_dir()):
-            continue
-        if parse_hour_label(entry.name) >= before:
-            continue
-        try:
-            names = os.listdir(entry.path)
-        except OSError:
-            continue
-        found += [parsed for name in names if (parsed := parse_hour_file_name(name))]
-    return found
-
-
 def failing_uploads(now: datetime) -> list[Alert]:
-    """Hour files not uploaded ALERT_UPLOAD_FAILING_MINUTES after they were due (index hourfile_state_hour_idx)."""
-    due_by = timedelta(hours=1, seconds=settings.ROTATION_GRACE_SECONDS)
+    """Hour files not uploaded ALERT_UPLOAD_FAILING_MINUTES after they were due (rotation.backlog counts them)."""
+    due_by = HOUR + timedelta(seconds=settings.ROTATION_GRACE_SECONDS)
     cutoff = now - due_by - timedelta(minutes=settings.ALERT_UPLOAD_FAILING_MINUTES)
-    overdue = HourFile.objects.filter(
-        state__in=[HourFile.State.FAILED, HourFile.State.PENDING, HourFile.State.UPLOADING], hour__lt=cutoff
-    )
-    by_state = {
-        row["state"]: (row["n"], row["oldest"])
-        for row in overdue.order_by().values("state").annotate(n=Count("pk"), oldest=Min("hour"))
-    }
-    on_disk = _files_left_on_disk(Path(settings.LOG_ROOT), cutoff)
-    if on_disk:
-        known = set(
-            HourFile.objects.filter(
-                cloud_id__in={cloud_id for cloud_id, _ in on_disk},
-                hour__gte=min(hour for _, hour in on_disk),
-                hour__lt=cutoff,
-            ).values_list("cloud_id", "hour")
-        )
-        on_disk = [item for item in on_disk if item not in known]  # ledger rows already counted above (or done)
-    if not by_state and not on_disk:
+    backlog = upload_backlog(before=cutoff)
+    if not backlog.total or backlog.oldest is None:
         return []
-    total = sum(n for n, _ in by_state.values()) + len(on_disk)
-    oldest = min([oldest for _, oldest in by_state.values()] + [hour for _, hour in on_disk])
-    parts = [f"{n} {state}" for state, (n, _) in sorted(by_state.items())]
-    if on_disk:
-        parts.append(f"{len(on_disk)} on local disk with no ledger row (is the upload job running?)")
     reasons = list(
         HourFile.objects.filter(state=HourFile.State.FAILED, hour__lt=cutoff)
         .exclude(reason="")
@@ -161,8 +119,8 @@ def failing_uploads(now: datetime) -> list[Alert]:
     )
     distinct = list(dict.fromkeys(reason[:200] for reason in reasons))[:3]
     message = (
-        f"{total} hour file(s) not uploaded more than {settings.ALERT_UPLOAD_FAILING_MINUTES} min after they were "
-        f"due ({', '.join(parts)}); oldest hour {oldest:%Y-%m-%d %H}:00 UTC"
+        f"{backlog.total} hour file(s) not uploaded more than {settings.ALERT_UPLOAD_FAILING_MINUTES} min after "
+        f"they were due ({', '.join(backlog.parts())}); oldest hour {backlog.oldest:%Y-%m-%d %H}:00 UTC"
     )
     if distinct:
         message += "; last reasons: " + " | ".join(distinct)

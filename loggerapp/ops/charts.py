@@ -1,35 +1,25 @@
 """Server-rendered SVG charts of demand and coverage: no JavaScript, no CDN, no build step.
 
-Two halves:
-1. Reading: polls from the hour files (format: README.md, Data layout) on local disk, reading only the tail of a
-   file when only its end is wanted, and (for the admin chart) from the archive once an hour has been uploaded
-   and its local file deleted. Line counts for coverage are cached per (path, size, mtime): a finished hour's
-   file never changes, so the status page counts it once per process.
-2. Drawing: pure functions from numbers to SVG text. Every piece of text is escaped; the output is safe to
-   mark_safe() into a template.
+Only drawing lives here: pure functions from numbers to SVG text. Every piece of text is escaped; the output is
+safe to mark_safe() into a template. The polls and counts they draw come from ``loggerapp.hourfiles.reading``
+(the status page's coverage from ``loggerapp.ops.status``); ``sparkline_for`` and ``admin_chart_for`` only fetch
+a household's polls there and draw them.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
 from django.utils.html import escape
 
-from loggerapp.models import HourFile
-from loggerapp.models.ledger import EXPECTED_LINES_PER_HOUR
-from loggerapp.paths import hour_file_path, hour_start, parse_hour_file_name
-
-logger = logging.getLogger(__name__)
+from loggerapp.hourfiles.layout import HOUR, hour_start
+from loggerapp.hourfiles.lines import Poll, coverage
+from loggerapp.hourfiles.reading import household_polls, local_polls
 
 SVG_NS = "http://www.w3.org/2000/svg"
 OK_COLOUR = "#1a7f37"
@@ -37,206 +27,24 @@ WARN_COLOUR = "#d4a72c"
 BAD_COLOUR = "#cf222e"
 NONE_COLOUR = "#d0d7de"
 LINE_COLOUR = "#0969da"
-_TAIL_MARGIN = 8192  # bytes read before the estimated start of the wanted tail
 _UTC_LABEL_CLEARANCE = 42  # px left of the chart's right end kept free of hour labels ("UTC" + half a label)
 
 
-# --- Reading polls -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Poll:
-    t: float  # poll time, Unix seconds
-    ok: bool
-    demand_kw: float | None
-
-
-def parse_line(line: bytes | str) -> Poll | None:
-    """One line of an hour file, or None for anything unreadable (a partial last line while it is written)."""
-    try:
-        record = json.loads(line)
-        t = float(record["poll_time"])
-    except (ValueError, KeyError, TypeError):
-        return None
-    ok = record.get("ok") is True
-    demand = record.get("demand_kw") if ok else None
-    return Poll(t, ok, float(demand) if isinstance(demand, int | float) and math.isfinite(demand) else None)
-
-
-def _parse_lines(data: bytes) -> list[Poll]:
-    return [poll for line in data.split(b"\n") if line and (poll := parse_line(line)) is not None]
-
-
-def read_polls(path: Path, since: float | None = None) -> list[Poll]:
-    """Polls of one hour file, only those at or after `since`; missing file -> [].
-
-    When only the end of the hour is wanted, the read starts near the proportional byte offset (lines are of
-    similar length and evenly spaced in time) and backs off if it started too late, so a sparkline reads a few
-    kilobytes of the previous hour's file instead of all of it.
-    """
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            offset = 0
-            if since is not None and size > _TAIL_MARGIN:
-                hour = _hour_of(path)
-                if hour is not None:
-                    fraction = (since - hour.timestamp()) / 3600
-                    offset = max(0, int(size * fraction) - _TAIL_MARGIN) if fraction > 0 else 0
-            while True:
-                handle.seek(offset)
-                data = handle.read()
-                if offset > 0:
-                    data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # drop the partial first line
-                polls = _parse_lines(data)
-                if offset == 0 or since is None or (polls and polls[0].t <= since):
-                    break
-                offset = max(0, offset - max(_TAIL_MARGIN, size // 4))  # started too late: back off
-    except FileNotFoundError:
-        return []
-    except OSError:
-        logger.warning("cannot read hour file %s", path, exc_info=True)
-        return []
-    return [poll for poll in polls if since is None or poll.t >= since]
-
-
-def _hour_of(path: Path) -> datetime | None:
-    parsed = parse_hour_file_name(Path(path).name)
-    return parsed[1] if parsed else None
-
-
-def _hours(start: datetime, end: datetime) -> list[datetime]:
-    hours = []
-    hour = hour_start(start)
-    while hour < end:
-        hours.append(hour)
-        hour += timedelta(hours=1)
-    return hours
-
-
-def local_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
-    """Polls in [start, end) from the local hour files (files already uploaded and deleted are simply absent)."""
-    polls: list[Poll] = []
-    for hour in _hours(start, end):
-        since = start.timestamp() if hour < start else None
-        polls.extend(read_polls(hour_file_path(log_root, cloud_id, hour), since=since))
-    return [poll for poll in polls if poll.t < end.timestamp()]
-
-
-def archived_polls(key: str) -> list[Poll] | None:
-    """Polls of an uploaded hour, read back from the archive; None when the object cannot be read."""
-    from django.core.files.storage import storages
-
-    try:
-        with storages["archive"].open(key, "rb") as handle:
-            data = handle.read()
-    except Exception:  # any storage backend's error: the chart shows a gap instead of failing the page
-        logger.warning("cannot read archived hour file %s", key, exc_info=True)
-        return None
-    if key.endswith(".gz"):
-        try:
-            data = gzip.decompress(data)
-        except OSError:
-            return None
-    return _parse_lines(data)
-
-
-def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
-    """Polls in [start, end) from local files, falling back to the archive for hours uploaded and deleted."""
-    uploaded = {
-        row.hour: row.key
-        for row in HourFile.objects.filter(
-            cloud_id=cloud_id, hour__gte=hour_start(start), hour__lt=end, state=HourFile.State.UPLOADED
-        ).only("hour", "key")
-    }
-    polls: list[Poll] = []
-    for hour in _hours(start, end):
-        path = hour_file_path(log_root, cloud_id, hour)
-        if path.exists():
-            polls.extend(read_polls(path))
-        elif uploaded.get(hour):
-            polls.extend(archived_polls(uploaded[hour]) or [])
-    return sorted((p for p in polls if start.timestamp() <= p.t < end.timestamp()), key=lambda p: p.t)
-
-
-# --- Coverage -----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CoverageCell:
+    """One hour of a coverage strip."""
+
     hour: datetime
     lines: int | None  # None: nothing known about this hour
     ok_lines: int | None
-    expected: int  # 600 for a finished hour, fewer for the hour in progress
+    expected: int  # lines_per_hour() for a finished hour, fewer for the hour in progress
     source: str  # "ledger", "disk" or "none"
 
     @property
     def fraction(self) -> float | None:
         if self.ok_lines is None or self.expected <= 0:
             return None
-        return min(1.0, self.ok_lines / self.expected)
-
-
-@lru_cache(maxsize=50_000)
-def _count_lines_cached(path: str, size: int, mtime_ns: int) -> tuple[int, int]:
-    with open(path, "rb") as handle:
-        data = handle.read()
-    ok = data.count(b'"ok": true') + data.count(b'"ok":true')
-    return data.count(b"\n"), ok
-
-
-def count_file_lines(path: Path) -> tuple[int, int] | None:
-    """(lines, lines holding a reading) of a local hour file, None if it does not exist."""
-    try:
-        stat = os.stat(path)
-        return _count_lines_cached(str(path), stat.st_size, stat.st_mtime_ns)
-    except FileNotFoundError:
-        return None
-    except OSError:
-        logger.warning("cannot count lines of %s", path, exc_info=True)
-        return None
-
-
-def expected_lines(hour: datetime, now: datetime) -> int:
-    """Polls expected in an hour: 600 for a finished one, the elapsed share for the current one."""
-    per_hour = round(3600 / settings.PINGER_INTERVAL) if settings.PINGER_INTERVAL > 0 else EXPECTED_LINES_PER_HOUR
-    elapsed = (now - hour).total_seconds()
-    if elapsed >= 3600:
-        return per_hour
-    return max(1, int(per_hour * max(0.0, elapsed) / 3600))
-
-
-def coverage_cells(
-    cloud_ids: Sequence[str], now: datetime, hours: int = 24, log_root: Path | None = None
-) -> dict[str, list[CoverageCell]]:
-    """Per household, one cell per hour of the last `hours` (oldest first), the current hour last.
-
-    Uploaded hours come from the ledger (one query for all the households, served by the unique index on
-    cloud_id + hour); the other hours are counted on disk (cached per file version, see count_file_lines).
-    """
-    log_root = Path(log_root or settings.LOG_ROOT)
-    current = hour_start(now)
-    wanted = [current - timedelta(hours=h) for h in range(hours - 1, -1, -1)]
-    ledger: dict[tuple[str, datetime], HourFile] = {}
-    if cloud_ids:
-        for row in HourFile.objects.filter(cloud_id__in=list(cloud_ids), hour__gte=wanted[0]).only(
-            "cloud_id", "hour", "lines", "ok_lines", "state"
-        ):
-            ledger[(row.cloud_id, row.hour)] = row
-    result: dict[str, list[CoverageCell]] = {}
-    for cloud_id in cloud_ids:
-        cells = []
-        for hour in wanted:
-            expected = expected_lines(hour, now)
-            row = ledger.get((cloud_id, hour))
-            if row is not None and row.state == HourFile.State.UPLOADED:
-                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
-                continue
-            counted = count_file_lines(hour_file_path(log_root, cloud_id, hour))
-            if counted is not None:
-                cells.append(CoverageCell(hour, counted[0], counted[1], expected, "disk"))
-            elif row is not None and row.lines:
-                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
-            else:
-                cells.append(CoverageCell(hour, None, None, expected, "none"))
-        result[cloud_id] = cells
-    return result
+        return coverage(self.ok_lines, self.expected)
 
 
 # --- Drawing ------------------------------------------------------------------------------------------------
@@ -400,13 +208,13 @@ def demand_chart_svg(
     )
     hour = hour_start(start)
     if hour < start:
-        hour += timedelta(hours=1)
+        hour += HOUR
     while hour <= end:
         hx = _fmt(x(hour.timestamp()))
         parts.append(f'<line x1="{hx}" y1="{top}" x2="{hx}" y2="{top + plot_h}" stroke="#d8dee4"/>')
         if x(hour.timestamp()) < left + plot_w - _UTC_LABEL_CLEARANCE:  # never print over the "UTC" label
             parts.append(f'<text x="{hx}" y="{height - 8}" text-anchor="middle">{hour:%H}:00</text>')
-        hour += timedelta(hours=1)
+        hour += HOUR
     points = [None if v is None else (left + (i + 0.5) * plot_w / buckets, y(v)) for i, v in enumerate(values)]
     parts.append(f'<path d="{_path(points)}" fill="none" stroke="{LINE_COLOUR}" stroke-width="1.5"/>')
     failed = sorted({round(x(p.t)) for p in polls if not p.ok and t0 <= p.t < t1})

@@ -28,8 +28,7 @@ from prometheus_client.registry import Collector
 
 from loggerapp.models import AlertState, HourFile, Household, HouseholdStats, PingerHeartbeat, Status
 from loggerapp.ops.status import silent_q
-
-NOT_UPLOADED = [HourFile.State.PENDING, HourFile.State.UPLOADING, HourFile.State.FAILED]
+from loggerapp.rotation.backlog import NOT_UPLOADED
 
 
 def _numeric_details(details: dict, prefix: str = "") -> Iterator[tuple[str, float]]:

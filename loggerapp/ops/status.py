@@ -5,16 +5,21 @@ Staying fast with 5,000 households:
    paging never load every household into Python.
 2. Only one page of rows (STATUS_PAGE_SIZE, default 100) is drawn. Problems sort first, so page 1 always holds
    the households that need attention; `?problems=1` lists only those.
-3. A sparkline reads only the current hour's file and the tail of the previous one (charts.read_polls); the
+3. A sparkline reads only the current hour's file and the tail of the previous one (hourfiles.reading); the
    coverage strip takes uploaded hours from one ledger query and counts lines of local files once per file
    version. Both drawings are cached per household for STATUS_CHART_CACHE_SECONDS, shorter than the page's
    auto-refresh, so a page left open on a wall screen costs one drawing per household per refresh at most.
+4. The header's "files waiting" and "uploads failed" come from the same count as the uploads alert
+   (rotation.backlog), taken at the end of the last finished hour instead of the alert's deadline: the page can
+   never say fewer files wait than the alert says are overdue.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -26,9 +31,14 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from loggerapp.hourfiles.layout import HOUR, hour_file_path, hour_start
+from loggerapp.hourfiles.lines import expected_lines
+from loggerapp.hourfiles.reading import count_file_lines
 from loggerapp.models import AlertState, HourFile, Household, Status
 from loggerapp.ops import charts
+from loggerapp.ops.charts import CoverageCell
 from loggerapp.ops.health import HealthReport, run_health_checks
+from loggerapp.rotation.backlog import upload_backlog
 
 RANK_PROBLEM, RANK_FINE, RANK_INACTIVE = 0, 1, 2
 ERROR_STATUSES = [Status.UNREACHABLE, Status.BAD_CREDENTIALS, Status.METER_NOT_JOINED, Status.BAD_RESPONSE]
@@ -123,6 +133,43 @@ def _row(household: Household, now: datetime) -> StatusRow:
     )
 
 
+def coverage_cells(
+    cloud_ids: Sequence[str], now: datetime, hours: int = 24, log_root: Path | None = None
+) -> dict[str, list[CoverageCell]]:
+    """Per household, one cell per hour of the last `hours` (oldest first), the current hour last.
+
+    Uploaded hours come from the ledger (one query for all the households, served by the unique index on
+    cloud_id + hour); the other hours are counted on disk (cached per file version, see count_file_lines).
+    """
+    log_root = Path(log_root or settings.LOG_ROOT)
+    current = hour_start(now)
+    wanted = [current - h * HOUR for h in range(hours - 1, -1, -1)]
+    ledger: dict[tuple[str, datetime], HourFile] = {}
+    if cloud_ids:
+        for row in HourFile.objects.filter(cloud_id__in=list(cloud_ids), hour__gte=wanted[0]).only(
+            "cloud_id", "hour", "lines", "ok_lines", "state"
+        ):
+            ledger[(row.cloud_id, row.hour)] = row
+    result: dict[str, list[CoverageCell]] = {}
+    for cloud_id in cloud_ids:
+        cells = []
+        for hour in wanted:
+            expected = expected_lines(hour, now)
+            row = ledger.get((cloud_id, hour))
+            if row is not None and row.state == HourFile.State.UPLOADED:
+                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
+                continue
+            counted = count_file_lines(hour_file_path(log_root, cloud_id, hour))
+            if counted is not None:
+                cells.append(CoverageCell(hour, counted.lines, counted.readings, expected, "disk"))
+            elif row is not None and row.lines:
+                cells.append(CoverageCell(hour, row.lines, row.ok_lines, expected, "ledger"))
+            else:
+                cells.append(CoverageCell(hour, None, None, expected, "none"))
+        result[cloud_id] = cells
+    return result
+
+
 def attach_charts(rows: list[StatusRow], now: datetime) -> None:
     """Fill in the coverage strip and sparkline of each row, from the cache where possible."""
     keys = {row.cloud_id: f"{CACHE_PREFIX}{row.cloud_id}" for row in rows}
@@ -130,7 +177,7 @@ def attach_charts(rows: list[StatusRow], now: datetime) -> None:
     missing = [row.cloud_id for row in rows if keys[row.cloud_id] not in cached]
     fresh: dict[str, dict[str, str]] = {}
     if missing:
-        strips = charts.coverage_cells(missing, now)
+        strips = coverage_cells(missing, now)
         for cloud_id in missing:
             fresh[keys[cloud_id]] = {
                 "coverage": charts.coverage_strip_svg(strips[cloud_id]),
@@ -148,20 +195,14 @@ def summary(now: datetime) -> dict[str, Any]:
     by_status = {status.value: 0 for status in Status}
     for row in Household.objects.filter(active=True).order_by().values("stats__status").annotate(n=Count("pk")):
         by_status[row["stats__status"] or Status.NEVER_POLLED] += row["n"]
-    files = {
-        row["state"]: row["n"]
-        for row in HourFile.objects.filter(state__in=[HourFile.State.PENDING, HourFile.State.FAILED])
-        .order_by()
-        .values("state")
-        .annotate(n=Count("pk"))
-    }
+    backlog = upload_backlog(before=hour_start(now))  # every finished hour (point 4 of the module docstring)
     return {
         "active": sum(by_status.values()),
         "inactive": Household.objects.filter(active=False).count(),
         "by_status": [(Status(value).label, value, n) for value, n in by_status.items()],
         "problems": Household.objects.filter(problem_q(now)).count(),
-        "pending_files": files.get(HourFile.State.PENDING, 0),
-        "failed_files": files.get(HourFile.State.FAILED, 0),
+        "pending_files": backlog.waiting,
+        "failed_files": backlog.failed,
         "alerts": list(AlertState.objects.filter(firing=True).order_by("since").values("key", "since", "message")),
     }
 

@@ -8,9 +8,10 @@ Decisions:
 2. Handles stay open between polls in an LRU pool bounded by ``PINGER_MAX_OPEN_FILES`` (and by the process's
    own open-file limit, minus a reserve for sockets): 5,000 households cannot exhaust the limit; when more are
    needed the least recently used handle is closed and reopened later (O_APPEND makes that harmless).
-3. The file of a line is chosen by the UTC hour of its poll time. A poll started at 10:59:59.9 that answers at
-   11:00:00.3 still goes to the 10 o'clock file, so an hour's handles are closed only ``grace`` seconds after
-   the hour ended (by then no poll of that hour can still be in flight); the rotation job waits longer still.
+3. The file of a line is chosen by the UTC hour of its poll time (``hourfiles.layout.hour_index``). A poll
+   started at 10:59:59.9 that answers at 11:00:00.3 still goes to the 10 o'clock file, so an hour's handles are
+   closed only ``grace`` seconds after the hour ended (by then no poll of that hour can still be in flight); the
+   rotation job waits longer still.
 4. Disk errors (ENOSPC, EIO, a read-only file system) never stop the pinger: the line is dropped, counted, and
    logged with the household and the cause, once when a household starts failing and once when it recovers,
    so a full disk does not also flood the service log.
@@ -30,25 +31,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from loggerapp.paths import hour_file_path
+from loggerapp.hourfiles.layout import hour_file_path, hour_index, hour_label, hour_of_index
 
 logger = logging.getLogger("loggerapp.pinger.files")
 
-HOUR = 3600
 FD_RESERVE = 256  # descriptors left for sockets to the EAGLEs, the database and logs
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-
-
-def hour_index(poll_time: float) -> int:
-    """Hours since the Unix epoch of a poll time: the UTC hour its line belongs to."""
-    return int(poll_time // HOUR)
-
-
-def hour_of_index(index: int) -> datetime:
-    return datetime.fromtimestamp(index * HOUR, UTC)
 
 
 def usable_open_files(requested: int) -> int:
@@ -275,4 +265,4 @@ class WriterThread(threading.Thread):
             closed = self.writer.close_hours_before(current)
             self._closed_before = current
             if closed:
-                logger.info("closed %d hour files of %s", closed, hour_of_index(current - 1).strftime("%Y-%m-%d-%H"))
+                logger.info("closed %d hour files of %s", closed, hour_label(hour_of_index(current - 1)))

@@ -48,9 +48,7 @@ class StatsFlusher(threading.Thread):
         self.heartbeat_name = heartbeat_name
         self.interval = interval
         self.heartbeat = heartbeat
-        self.outage = False
-        self.flushes = 0
-        self.failed_flushes = 0
+        self.outage = False  # the database refused the last flush: its end is logged once
         self._stop_event = threading.Event()
 
     def stop(self, timeout: float | None = None) -> None:
@@ -80,7 +78,6 @@ class StatsFlusher(threading.Thread):
         except DatabaseError as exc:
             if not saved:
                 self.accumulator.put_back(deltas)
-            self.failed_flushes += 1
             if not self.outage:
                 self.outage = True
                 logger.warning(
@@ -96,10 +93,8 @@ class StatsFlusher(threading.Thread):
         except Exception:  # a bug here must not end the thread (and with it every later flush)
             if not saved:
                 self.accumulator.put_back(deltas)
-            self.failed_flushes += 1
             logger.exception("statistics flush failed")
             return False
-        self.flushes += 1
         if self.outage:
             self.outage = False
             logger.warning("database reachable again; statistics of %d households saved", written)

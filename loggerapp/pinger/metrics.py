@@ -6,6 +6,9 @@ collide, and the web side's database-backed /metrics stays separate (loggerapp.o
 
 from __future__ import annotations
 
+from threading import Thread
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 4.0, 8.0)
@@ -57,6 +60,6 @@ class PingerMetrics:
         self.latency.observe(latency_s)
         self.lag.observe(max(0.0, lag_s))
 
-    def serve(self, port: int, addr: str = "127.0.0.1"):
+    def serve(self, port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, Thread]:
         """Expose /metrics on loopback only (the pinger has no authentication of its own)."""
         return start_http_server(port, addr=addr, registry=self.registry)

@@ -16,11 +16,15 @@ Decisions:
 6. One household whose stored password cannot be decrypted (a wrong or rotated FIELD_ENCRYPTION_KEY, a row
    written by hand) is left out and logged; it never stops the others from loading. The ciphertext is read as
    plain text and decrypted row by row, because the field's own decryption would abort the whole query.
+7. ``apply_load`` brings the loop's set of polled households in line with a load, and says which households'
+   next ticks must be queued (new ones, and those whose new credentials end a back-off).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +32,9 @@ from django.db import DatabaseError, close_old_connections, connection
 from django.db.models import TextField
 from django.db.models.functions import Cast
 
+from loggerapp.models import Status
+from loggerapp.pinger import decisions
+from loggerapp.pinger.decisions import HouseholdState
 from loggerapp.pinger.schedule import Shard
 from loggerapp.pinger.stats import ensure_stats_rows
 
@@ -43,7 +50,7 @@ class HouseholdEntry:
     household_id: int
     cloud_id: str
     target: Any = field(repr=False)  # loggerapp.eagle.EagleTarget (its repr hides the password anyway)
-    status: str = "never_polled"
+    status: str = Status.NEVER_POLLED
     consecutive_failures: int = 0
 
 
@@ -94,7 +101,7 @@ def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
                     household_id=household.pk,
                     cloud_id=household.cloud_id,
                     target=EagleTarget.from_household(household),
-                    status=stats.status if stats else "never_polled",
+                    status=stats.status if stats else Status.NEVER_POLLED,
                     consecutive_failures=stats.consecutive_failures if stats else 0,
                 )
         ensure_stats_rows(missing_stats)
@@ -135,3 +142,90 @@ def diff(known: dict[str, HouseholdEntry], loaded: dict[str, HouseholdEntry]) ->
         and (known[cloud_id].target != entry.target or known[cloud_id].household_id != entry.household_id)
     ]
     return RegistryDiff(added, removed, changed)
+
+
+class HouseholdLoader:
+    """Loads the household list for the event loop, in a worker thread of its own.
+
+    Remembers whether the database is down, so that an outage and its end are each logged once, and a bug in a
+    load never ends the loop: the known list keeps being polled and the next refresh tries again.
+    """
+
+    def __init__(self, shard: Shard) -> None:
+        self.shard = shard
+        self.database_down = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinger-db")
+
+    async def load(self, known: int) -> dict[str, HouseholdEntry] | None:
+        """The fresh list, or None when it could not be read (``known``: households polled meanwhile)."""
+        loop = asyncio.get_running_loop()
+        try:
+            loaded = await loop.run_in_executor(self._executor, load_households, self.shard)
+        except RegistryUnavailable as exc:
+            if not self.database_down:
+                self.database_down = True
+                logger.warning(
+                    "household list not refreshed, database unavailable (%s); polling the %d known households",
+                    exc,
+                    known,
+                )
+            return None
+        except Exception:  # a bug must not end the refresher (nor the run): keep the known list, retry later
+            logger.exception("household list could not be loaded; polling the %d known households", known)
+            return None
+        if self.database_down:
+            self.database_down = False
+            logger.warning("database reachable again; household list refreshed")
+        return loaded
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def apply_load(
+    households: dict[str, HouseholdState], loaded: dict[str, HouseholdEntry], now: float, interval: float
+) -> tuple[RegistryDiff, list[HouseholdState]]:
+    """Update the polled set (``households``, by cloud id) to a fresh load.
+
+    Returns what changed, and the households whose next tick must be queued: the new ones, and those whose
+    changed credentials end a bad-credentials back-off. A removed household is marked, so that its queued tick
+    is dropped when it comes due.
+    """
+    changes = diff({cloud_id: state.entry for cloud_id, state in households.items()}, loaded)
+    to_queue: list[HouseholdState] = []
+    for entry in changes.added:
+        state = decisions.new_state(entry, now, interval)
+        households[entry.cloud_id] = state
+        to_queue.append(state)
+    for cloud_id in changes.removed:
+        households.pop(cloud_id).removed = True
+    for entry in changes.changed:
+        state = households[entry.cloud_id]
+        state.entry = entry
+        tick = decisions.after_new_credentials(state, now, interval)
+        if tick is not None:
+            state.bad_credentials = 0
+            state.next_tick = tick
+            to_queue.append(state)
+    return changes, to_queue
+
+
+def log_changes(changes: RegistryDiff, polled: int, initial: bool) -> None:
+    if initial:
+        logger.info("polling %d households", polled)
+        return
+    if not changes:
+        return
+    logger.info(
+        "household list refreshed: %d added, %d removed, %d changed; %d households",
+        len(changes.added),
+        len(changes.removed),
+        len(changes.changed),
+        polled,
+    )
+    for entry in changes.added:
+        logger.info("household %s added", entry.cloud_id)
+    for cloud_id in changes.removed:
+        logger.info("household %s removed or deactivated", cloud_id)
+    for entry in changes.changed:
+        logger.info("household %s: protocol, address or credentials changed", entry.cloud_id)

@@ -1,57 +1,58 @@
 """The pinger's event loop: every active household polled on its own drift-free schedule.
 
-How one run goes (``Pinger.run``), in the spirit of a long-running loop that must stop cleanly:
-1. Start the writer thread (hour files) and the flush thread (statistics + heartbeat), load the households
-   (in a worker thread), open one aiohttp-based AsyncEagleClient for the whole run.
-2. The scheduler coroutine keeps a heap of (due time, household). When a tick is due it is launched as its own
-   task and the household's next tick is pushed at once, so a slow poll can never delay anything else. A tick
-   whose previous poll is still in flight is skipped and counted, never queued. A semaphore bounds the polls
-   in flight (``--max-in-flight``); the time a poll waits for it shows up as schedule lag.
-3. Each finished poll becomes one line handed to the writer thread, one update of the in-memory statistics and
-   of the metrics; a change of a household's status is logged with its cloud id and cause (never a password).
-   Bad credentials push the next poll back 2, 4, 8... intervals (at most ``max_backoff``), always onto one of
-   the household's own ticks; every other failure keeps the normal cadence.
-4. Every ``refresh`` seconds the household list is reloaded (added, removed, changed credentials); if the
-   database is down the known list keeps being polled and the load is retried.
-5. SIGTERM/SIGINT (or ``--duration``, or the end of ``--once``) stop the scheduler; polls in flight finish
-   (bounded by the client's timeouts), then the writer writes everything queued and closes every file, the
-   flush thread saves the statistics and a last heartbeat, and ``run`` returns a summary.
+``Pinger.run`` is its four steps:
+1. Start: the writer thread (hour files), the flush thread (statistics + heartbeat), the signal handlers, the
+   optional metrics server, and one aiohttp-based AsyncEagleClient for the whole run.
+2. Loop: load the households, then the scheduler takes each due tick out of the tick queue and asks
+   ``decisions.on_tick`` what to do: a tick is launched as its own task (the household's next tick is queued at
+   once, so a slow poll can never delay anything else), skipped and counted when the household's previous poll
+   is still in flight, or dropped when it is stale. A semaphore bounds the polls in flight (``--max-in-flight``);
+   the time a poll waits for it shows up as schedule lag. Every ``refresh`` seconds the household list is
+   reloaded; while the database is down the known list keeps being polled. ``--once`` instead polls every
+   household once, at once.
+3. Drain: SIGTERM/SIGINT (or ``--duration``, or the end of ``--once``) stop the scheduler; polls in flight finish
+   (bounded by the client's timeouts), the writer writes everything queued and closes every file, the flush
+   thread saves the statistics and a last heartbeat.
+4. Summary: the run's counts, logged and returned.
+
+Each finished poll becomes one line for the writer thread, one update of the statistics, one count
+(``outcomes.PollCounts``: run, window and Prometheus together) and one decision about the household
+(``decisions``: its status, failures and next tick); a change of status is logged with the cloud id and the
+cause, never a password. The loop is built to grow: another kind of tick (e.g. a price poll at its own cadence)
+is another kind of item in the same ``schedule.TickQueue`` with its own ``on_tick``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import math
 import signal
 import socket
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Thread
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
-from loggerapp.pinger import schedule
+from loggerapp.hourfiles.lines import failure_line, success_line
+from loggerapp.models import Status
+from loggerapp.pinger import decisions, schedule
+from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
-from loggerapp.pinger.lines import failure_line, is_repeat, success_line
 from loggerapp.pinger.metrics import PingerMetrics
-from loggerapp.pinger.registry import HouseholdEntry, RegistryUnavailable, diff, load_households
+from loggerapp.pinger.outcomes import PollCounts, Tally
+from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
 from loggerapp.pinger.stats import StatsAccumulator
 
 logger = logging.getLogger("loggerapp.pinger")
 poll_logger = logging.getLogger("loggerapp.pinger.polls")
 
-OK = "ok"
-NEVER_POLLED = "never_polled"
-BAD_CREDENTIALS = "bad_credentials"
-UNREACHABLE = "unreachable"
-BAD_RESPONSE = "bad_response"
 MAX_SCHEDULER_SLEEP = 0.25  # how long the scheduler may sleep: new households start within this
 DB_RETRY_SECONDS = 5.0  # household list retry while the database is down and nothing is known yet
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass
@@ -89,83 +90,43 @@ class PingerConfig:
             self.heartbeat_name = f"{socket.gethostname()}:{self.shard}"[:100]
 
 
-class HouseholdState:
-    """What the loop knows about one household between polls."""
-
-    __slots__ = (
-        "bad_credentials",
-        "entry",
-        "failures",
-        "last_meter_timestamp",
-        "next_tick",
-        "phase",
-        "polling",
-        "removed",
-        "status",
-    )
-
-    def __init__(self, entry: HouseholdEntry, phase: float, next_tick: int) -> None:
-        self.entry = entry
-        self.phase = phase
-        self.next_tick = next_tick
-        self.polling = False
-        self.removed = False
-        self.last_meter_timestamp: int | None = None
-        self.status = entry.status
-        self.failures = entry.consecutive_failures
-        # A restart continues a back-off that was under way.
-        self.bad_credentials = entry.consecutive_failures if entry.status == BAD_CREDENTIALS else 0
-
-
 @dataclass
-class Tally:
-    """Counts over a window (the minute's summary) or the whole run."""
+class _Services:
+    """The threads and servers a run starts, and stops at its end."""
 
-    polls: int = 0
-    successes: int = 0
-    failures: Counter = field(default_factory=Counter)
-    skipped: int = 0
-    worst_lag: float = 0.0
+    writer: WriterThread
+    flusher: StatsFlusher
+    metrics_server: tuple[WSGIServer, Thread] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "polls": self.polls,
-            "successes": self.successes,
-            "failures": dict(self.failures),
-            "skipped": self.skipped,
-            "worst_lag_s": round(self.worst_lag, 3),
-        }
 
-    def describe(self) -> str:
-        failures = ", ".join(f"{kind} {count}" for kind, count in sorted(self.failures.items())) or "none"
-        return (
-            f"polls {self.polls}, successes {self.successes}, failures: {failures}, "
-            f"skipped ticks {self.skipped}, worst lag {self.worst_lag:.3f} s"
-        )
+@dataclass(slots=True)
+class _Answer:
+    """What one request to an EAGLE gave: a reading, or an error kind (a Status value) and its message."""
+
+    started: float  # Unix time the request started: the line's poll_time
+    latency: float = 0.0
+    reading: Any = None  # loggerapp.eagle.Reading
+    kind: str = ""
+    message: str = ""
+    raw: str | None = None
 
 
 class Pinger:
     def __init__(self, config: PingerConfig, metrics: PingerMetrics | None = None) -> None:
         self.config = config
         self.metrics = metrics or PingerMetrics()
+        self.counts = PollCounts(self.metrics)
         self.households: dict[str, HouseholdState] = {}
-        self.total = Tally()
-        self.window = Tally()
+        self.ticks: schedule.TickQueue[tuple[HouseholdState, int]] = schedule.TickQueue()
         self.stats = StatsAccumulator()
-        self.write_errors_seen = 0
-        self._heap: list[tuple[float, int, HouseholdState, int]] = []
-        self._seq = itertools.count()
+        self.loader = HouseholdLoader(config.shard)
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
-        self._db_down = False
-        self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinger-db")
         self._client: Any = None
         self._writer: WriterThread | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._started_at = 0.0
-
-    # --- lifecycle --------------------------------------------------------------------------------------
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling; polls in flight finish. Safe to call more than once."""
@@ -183,20 +144,30 @@ class Pinger:
         return len(self._tasks)
 
     async def run(self) -> Tally:
-        """Run until stopped (signal, --duration, or the end of --once); returns the whole run's counts."""
-        from loggerapp.eagle import AsyncEagleClient
+        """Start, loop, drain, summary (see the module docstring); returns the whole run's counts."""
+        services = self._start()
+        try:
+            async with self._open_client() as client:
+                self._client = client
+                await self._loop()
+                await self._drain()
+        finally:
+            self._stop_services(services)
+        return self._summary(services.writer)
 
+    # --- 1. start ---------------------------------------------------------------------------------------
+
+    def _start(self) -> _Services:
         config = self.config
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
         self._started_at = time.time()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in _STOP_SIGNALS:
             try:
                 loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests in a thread)
                 pass
-
         pool_size = usable_open_files(config.max_open_files)
         writer = WriterThread(
             HourFileWriter(config.log_root, pool_size), on_written=self._line_written, hour_grace=config.hour_grace
@@ -211,9 +182,9 @@ class Pinger:
         self._writer = writer
         writer.start()
         flusher.start()
-        metrics_server = None
+        services = _Services(writer, flusher)
         if config.metrics_port is not None:
-            metrics_server = self.metrics.serve(config.metrics_port)
+            services.metrics_server = self.metrics.serve(config.metrics_port)
         logger.info(
             "pinger starting: shard %s, interval %g s, refresh %g s, at most %d polls in flight, %d open files, "
             "writing under %s",
@@ -224,42 +195,40 @@ class Pinger:
             pool_size,
             config.log_root,
         )
-        try:
-            client_options: dict[str, Any] = {"max_connections": config.max_in_flight}
-            if config.cloud_url:
-                client_options["cloud_url"] = config.cloud_url
-            async with AsyncEagleClient(**client_options) as client:
-                self._client = client
-                if config.once:
-                    await self._run_once()
-                else:
-                    await self._run_forever()
-                await self._drain()
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                try:
-                    loop.remove_signal_handler(signum)
-                except (NotImplementedError, RuntimeError, ValueError):
-                    pass
-            # Blocking joins are fine here: nothing is scheduled any more.
-            writer.stop()
-            flusher.stop()
-            self._db_executor.shutdown(wait=False, cancel_futures=True)
-            if metrics_server is not None:
-                server = metrics_server[0] if isinstance(metrics_server, tuple) else metrics_server
-                server.shutdown()
-        self._account_write_errors()
-        logger.info(
-            "pinger stopped after %.1f s: %d households, %s; %d lines written, %d write errors",
-            time.time() - self._started_at,
-            len(self.households),
-            self.total.describe(),
-            writer.writer.counters.lines,
-            writer.writer.counters.errors,
-        )
-        return self.total
+        return services
 
-    async def _run_forever(self) -> None:
+    def _open_client(self) -> Any:
+        from loggerapp.eagle import AsyncEagleClient
+
+        options: dict[str, Any] = {"max_connections": self.config.max_in_flight}
+        if self.config.cloud_url:
+            options["cloud_url"] = self.config.cloud_url
+        return AsyncEagleClient(**options)
+
+    def _stop_services(self, services: _Services) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in _STOP_SIGNALS:
+            try:
+                loop.remove_signal_handler(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+        # Blocking joins are fine here: nothing is scheduled any more.
+        services.writer.stop()
+        services.flusher.stop()
+        self.loader.close()
+        if services.metrics_server is not None:
+            server, _thread = services.metrics_server
+            server.shutdown()
+
+    # --- 2. loop ----------------------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        if self.config.once:
+            await self._poll_everyone_once()
+        else:
+            await self._poll_until_stopped()
+
+    async def _poll_until_stopped(self) -> None:
         assert self._stop_event is not None
         await self._refresh(initial=True)
         background = [
@@ -276,17 +245,194 @@ class Pinger:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
 
-    async def _run_once(self) -> None:
+    async def _poll_everyone_once(self) -> None:
         """Poll every household once, at once (bounded by the semaphore), and return when all are done."""
-        loaded = await self._load()
-        if loaded is None:
+        if not await self._refresh(initial=True):
             raise RegistryUnavailable("the household list could not be read from the database")
-        self._apply(loaded)
         now = time.time()
         for state in list(self.households.values()):
             self._launch(state, now, state.next_tick)
         while self._tasks and not self._stopping:
             await asyncio.wait(set(self._tasks), timeout=0.5)
+
+    async def _refresh(self, initial: bool = False) -> bool:
+        """Reload the household list and queue the ticks it calls for; False when it could not be read."""
+        loaded: dict[str, HouseholdEntry] | None = await self.loader.load(len(self.households))
+        if loaded is None:
+            return False
+        changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
+        for state in to_queue:
+            self._queue_next_tick(state)
+        self.metrics.households.set(len(self.households))
+        log_changes(changes, len(self.households), initial)
+        return True
+
+    async def _refresher(self) -> None:
+        while not self._stopping:
+            wait = DB_RETRY_SECONDS if (self.loader.database_down and not self.households) else self.config.refresh
+            await asyncio.sleep(min(wait, self.config.refresh))
+            if not self._stopping:
+                await self._refresh()
+
+    def _queue_next_tick(self, state: HouseholdState) -> None:
+        due = schedule.due_time(state.phase, state.next_tick, self.config.interval)
+        self.ticks.push(due, (state, state.next_tick))
+
+    async def _scheduler(self) -> None:
+        while not self._stopping:
+            for due, (state, tick) in self.ticks.pop_due(time.time()):
+                action = decisions.on_tick(state, tick)
+                if action is TickAction.STALE:
+                    continue
+                state.next_tick = tick + 1  # the cadence goes on whatever this tick does
+                self._queue_next_tick(state)
+                if action is TickAction.SKIP:
+                    self._skipped(state)
+                else:
+                    self._launch(state, due, tick)
+            next_due = self.ticks.next_due()
+            delay = next_due - time.time() if next_due is not None else MAX_SCHEDULER_SLEEP
+            await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
+
+    def _skipped(self, state: HouseholdState) -> None:
+        self.counts.tick_skipped()
+        if self.config.log_each_poll:
+            poll_logger.info("household %s: tick skipped, previous poll still in flight", state.entry.cloud_id)
+
+    def _launch(self, state: HouseholdState, due: float, tick: int) -> None:
+        state.polling = True
+        task = asyncio.create_task(self._poll(state, due, tick))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self, state: HouseholdState, due: float, tick: int) -> None:
+        try:
+            answer = await self._ask(state.entry)
+        finally:
+            state.polling = False
+        if answer is None:
+            return  # stopped before it started: nothing to record
+        lag = max(0.0, answer.started - due) if not self.config.once else 0.0
+        if answer.reading is not None:
+            self._record_success(state, answer, lag)
+        else:
+            self._record_failure(state, answer, lag, tick)
+
+    async def _ask(self, entry: HouseholdEntry) -> _Answer | None:
+        """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind."""
+        from loggerapp.eagle import EagleError
+
+        assert self._semaphore is not None
+        async with self._semaphore:
+            if self._stopping:
+                return None  # never started: nothing to finish
+            self.metrics.in_flight.inc()
+            answer = _Answer(started=time.time())
+            clock = time.perf_counter()
+            try:
+                async with asyncio.timeout(self.config.poll_deadline):
+                    answer.reading = await self._client.instantaneous_demand(entry.target)
+            except EagleError as exc:
+                answer.kind, answer.message, answer.raw = str(exc.kind), exc.message or "", exc.raw
+            except TimeoutError:
+                answer.kind = Status.UNREACHABLE.value
+                answer.message = f"no answer within {self.config.poll_deadline:g} s"
+            except Exception as exc:  # the client promises EagleError only; a bug must not stop the loop
+                logger.exception("household %s: unexpected error while polling", entry.cloud_id)
+                answer.kind, answer.message = Status.BAD_RESPONSE.value, f"internal error ({type(exc).__name__})"
+            finally:
+                self.metrics.in_flight.dec()
+            answer.latency = time.perf_counter() - clock
+        return answer
+
+    def _record_success(self, state: HouseholdState, answer: _Answer, lag: float) -> None:
+        entry, reading = state.entry, answer.reading
+        assert self._writer is not None
+        decision = decisions.after_success(state, reading.meter_timestamp)
+        line = success_line(reading, answer.started, decision.repeat)
+        self._writer.put(LineJob(entry.household_id, entry.cloud_id, answer.started, True, line))
+        self.stats.record_success(entry.household_id, answer.started, reading.demand_kw, reading.meter_timestamp)
+        self.counts.poll_finished(Status.OK.value, answer.latency, lag)
+        self._log_status_change(entry.cloud_id, decision, f" ({reading.demand_kw:.3f} kW)")
+        decisions.apply(state, decision)
+        if self.config.log_each_poll:
+            poll_logger.info(
+                "household %s: %.3f kW%s in %.0f ms, lag %.0f ms",
+                entry.cloud_id,
+                reading.demand_kw,
+                " (repeat)" if decision.repeat else "",
+                answer.latency * 1000,
+                lag * 1000,
+            )
+
+    def _record_failure(self, state: HouseholdState, answer: _Answer, lag: float, tick: int) -> None:
+        entry = state.entry
+        assert self._writer is not None
+        config = self.config
+        decision = decisions.after_failure(state, answer.kind, tick, config.interval, config.max_backoff)
+        line = failure_line(entry.cloud_id, answer.started, answer.kind, answer.message, answer.latency)
+        self._writer.put(LineJob(entry.household_id, entry.cloud_id, answer.started, False, line))
+        self.stats.record_failure(entry.household_id, answer.started, answer.kind, answer.message, decision.failures)
+        self.counts.poll_finished(answer.kind, answer.latency, lag)
+        decisions.apply(state, decision)
+        if decision.moved:
+            self._queue_next_tick(state)
+        backoff = f"; next try in about {decision.backoff_s:g} s" if decision.backoff_s is not None else ""
+        # The device's answer (truncated, scrubbed by the client) goes to the log once per change, for diagnosis,
+        # rather than onto every failure line.
+        answer_note = f"; answer began {answer.raw[:200]!r}" if answer.raw else ""
+        self._log_status_change(entry.cloud_id, decision, f": {answer.message}{backoff}{answer_note}")
+        if config.log_each_poll:
+            poll_logger.info(
+                "household %s: %s (%s) after %.0f ms, lag %.0f ms%s",
+                entry.cloud_id,
+                answer.kind,
+                answer.message,
+                answer.latency * 1000,
+                lag * 1000,
+                backoff,
+            )
+
+    @staticmethod
+    def _log_status_change(cloud_id: str, decision: PollDecision, detail: str) -> None:
+        level = decisions.status_change_level(decision.previous_status, decision.status)
+        if level is not None:
+            logger.log(level, "household %s: %s -> %s%s", cloud_id, decision.previous_status, decision.status, detail)
+
+    def _line_written(self, job: LineJob) -> None:
+        """Called by the writer thread for each line on disk: only written readings count as events."""
+        if job.ok:
+            self.stats.record_written(job.household_id, job.poll_time)
+
+    def _heartbeat(self) -> tuple[int, dict[str, Any]]:
+        """Called from the flush thread: the numbers /healthz and operators look at."""
+        writer = self._writer.writer if self._writer is not None else None
+        details = self.counts.total.as_dict()
+        details.update(
+            shard=str(self.config.shard),
+            in_flight=self.in_flight,
+            write_errors=writer.counters.errors if writer is not None else 0,
+            open_files=writer.open_files if writer is not None else 0,
+            database_down=self.loader.database_down,
+            started_at=round(self._started_at, 3),
+        )
+        return len(self.households), details
+
+    async def _summaries(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.config.summary_every)
+            write_errors = self.counts.write_errors(self._writer.writer.counters.errors if self._writer else 0)
+            window = self.counts.take_window()
+            logger.info(
+                "last %g s: %d households, %s, %d in flight, %d write errors so far",
+                self.config.summary_every,
+                len(self.households),
+                window.describe(),
+                self.in_flight,
+                write_errors,
+            )
+
+    # --- 3. drain ---------------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
         """Let polls in flight finish (they end by the client's timeouts), cancel what outlives the deadline."""
@@ -300,276 +446,20 @@ class Pinger:
             await asyncio.gather(*pending, return_exceptions=True)
             logger.warning("%d polls did not finish in time and were abandoned", len(pending))
 
-    # --- households -------------------------------------------------------------------------------------
+    # --- 4. summary -------------------------------------------------------------------------------------
 
-    async def _load(self) -> dict[str, HouseholdEntry] | None:
-        loop = asyncio.get_running_loop()
-        try:
-            loaded = await loop.run_in_executor(self._db_executor, load_households, self.config.shard)
-        except RegistryUnavailable as exc:
-            if not self._db_down:
-                self._db_down = True
-                logger.warning(
-                    "household list not refreshed, database unavailable (%s); polling the %d known households",
-                    exc,
-                    len(self.households),
-                )
-            return None
-        except Exception:  # a bug must not end the refresher (nor the run): keep the known list, retry later
-            logger.exception(
-                "household list could not be loaded; polling the %d known households", len(self.households)
-            )
-            return None
-        if self._db_down:
-            self._db_down = False
-            logger.warning("database reachable again; household list refreshed")
-        return loaded
-
-    async def _refresh(self, initial: bool = False) -> None:
-        loaded = await self._load()
-        if loaded is not None:
-            self._apply(loaded, initial=initial)
-
-    async def _refresher(self) -> None:
-        while not self._stopping:
-            wait = DB_RETRY_SECONDS if (self._db_down and not self.households) else self.config.refresh
-            await asyncio.sleep(min(wait, self.config.refresh))
-            if not self._stopping:
-                await self._refresh()
-
-    def _apply(self, loaded: dict[str, HouseholdEntry], initial: bool = False) -> None:
-        known = {cloud_id: state.entry for cloud_id, state in self.households.items()}
-        changes = diff(known, loaded)
-        now = time.time()
-        interval = self.config.interval
-        for entry in changes.added:
-            phase = schedule.phase_of(entry.cloud_id, interval)
-            state = HouseholdState(entry, phase, schedule.next_tick(now, phase, interval))
-            self.households[entry.cloud_id] = state
-            self._push(state)
-        for cloud_id in changes.removed:
-            state = self.households.pop(cloud_id)
-            state.removed = True
-        for entry in changes.changed:
-            state = self.households[entry.cloud_id]
-            state.entry = entry
-            # New credentials deserve an answer now, not at the end of a back-off.
-            if state.bad_credentials:
-                state.bad_credentials = 0
-                state.next_tick = schedule.next_tick(now, state.phase, interval)
-                self._push(state)
-        self.metrics.households.set(len(self.households))
-        if initial:
-            logger.info("polling %d households", len(self.households))
-        elif changes:
-            logger.info(
-                "household list refreshed: %d added, %d removed, %d changed; %d households",
-                len(changes.added),
-                len(changes.removed),
-                len(changes.changed),
-                len(self.households),
-            )
-            for entry in changes.added:
-                logger.info("household %s added", entry.cloud_id)
-            for cloud_id in changes.removed:
-                logger.info("household %s removed or deactivated", cloud_id)
-            for entry in changes.changed:
-                logger.info("household %s: protocol, address or credentials changed", entry.cloud_id)
-
-    # --- scheduling -------------------------------------------------------------------------------------
-
-    def _push(self, state: HouseholdState) -> None:
-        due = schedule.due_time(state.phase, state.next_tick, self.config.interval)
-        heapq.heappush(self._heap, (due, next(self._seq), state, state.next_tick))
-
-    async def _scheduler(self) -> None:
-        heap = self._heap
-        while not self._stopping:
-            now = time.time()
-            while heap and heap[0][0] <= now:
-                due, _, state, tick = heapq.heappop(heap)
-                if state.removed or state.next_tick != tick:
-                    continue  # a removed household, or a tick moved by back-off or a refresh
-                state.next_tick = tick + 1
-                self._push(state)
-                self._launch(state, due, tick)
-            delay = heap[0][0] - time.time() if heap else MAX_SCHEDULER_SLEEP
-            await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
-
-    def _launch(self, state: HouseholdState, due: float, tick: int) -> None:
-        if state.polling:
-            self.total.skipped += 1
-            self.window.skipped += 1
-            self.metrics.skipped.inc()
-            if self.config.log_each_poll:
-                poll_logger.info("household %s: tick skipped, previous poll still in flight", state.entry.cloud_id)
-            return
-        state.polling = True
-        task = asyncio.create_task(self._poll(state, due, tick))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # --- one poll ---------------------------------------------------------------------------------------
-
-    async def _poll(self, state: HouseholdState, due: float, tick: int) -> None:
-        from loggerapp.eagle import EagleError
-
-        assert self._semaphore is not None
-        entry = state.entry
-        try:
-            async with self._semaphore:
-                if self._stopping:
-                    return  # never started: nothing to finish
-                self.metrics.in_flight.inc()
-                started = time.time()
-                clock = time.perf_counter()
-                reading = None
-                raw: str | None = None
-                try:
-                    async with asyncio.timeout(self.config.poll_deadline):
-                        reading = await self._client.instantaneous_demand(entry.target)
-                except EagleError as exc:
-                    kind, message, raw = exc.kind, exc.message, exc.raw
-                except TimeoutError:
-                    kind, message = UNREACHABLE, f"no answer within {self.config.poll_deadline:g} s"
-                except Exception as exc:  # the client promises EagleError only; a bug must not stop the loop
-                    logger.exception("household %s: unexpected error while polling", entry.cloud_id)
-                    kind, message = BAD_RESPONSE, f"internal error ({type(exc).__name__})"
-                finally:
-                    self.metrics.in_flight.dec()
-                latency = time.perf_counter() - clock
-        finally:
-            state.polling = False
-        lag = max(0.0, started - due) if not self.config.once else 0.0
-        if reading is not None:
-            self._succeeded(state, reading, started, latency, lag)
-        else:
-            self._failed(state, kind, message, started, latency, lag, tick, raw)
-
-    def _count(self, outcome: str, latency: float, lag: float) -> None:
-        for tally in (self.total, self.window):
-            tally.polls += 1
-            if outcome == OK:
-                tally.successes += 1
-            else:
-                tally.failures[outcome] += 1
-            if lag > tally.worst_lag:
-                tally.worst_lag = lag
-        self.metrics.poll_finished(outcome, latency, lag)
-
-    def _succeeded(self, state: HouseholdState, reading: Any, started: float, latency: float, lag: float) -> None:
-        entry = state.entry
-        repeat = is_repeat(state.last_meter_timestamp, reading.meter_timestamp)
-        if reading.meter_timestamp is not None:
-            state.last_meter_timestamp = reading.meter_timestamp
-        line = success_line(reading, started, repeat)
-        self._writer.put(LineJob(entry.household_id, entry.cloud_id, started, True, line))
-        self.stats.record_success(entry.household_id, started, reading.demand_kw, reading.meter_timestamp)
-        self._count(OK, latency, lag)
-        if state.status != OK:
-            level = logging.DEBUG if state.status == NEVER_POLLED else logging.INFO
-            logger.log(level, "household %s: %s -> ok (%.3f kW)", entry.cloud_id, state.status, reading.demand_kw)
-        state.status = OK
-        state.failures = 0
-        state.bad_credentials = 0
-        if self.config.log_each_poll:
-            poll_logger.info(
-                "household %s: %.3f kW%s in %.0f ms, lag %.0f ms",
-                entry.cloud_id,
-                reading.demand_kw,
-                " (repeat)" if repeat else "",
-                latency * 1000,
-                lag * 1000,
-            )
-
-    def _failed(
-        self,
-        state: HouseholdState,
-        kind: str,
-        message: str,
-        started: float,
-        latency: float,
-        lag: float,
-        tick: int,
-        raw: str | None = None,
-    ) -> None:
-        entry = state.entry
-        line = failure_line(entry.cloud_id, started, kind, message, latency)
-        self._writer.put(LineJob(entry.household_id, entry.cloud_id, started, False, line))
-        state.failures += 1
-        self.stats.record_failure(entry.household_id, started, kind, message, state.failures)
-        self._count(kind, latency, lag)
-        backoff_note = ""
-        if kind == BAD_CREDENTIALS:
-            state.bad_credentials += 1
-            wait = schedule.backoff_seconds(state.bad_credentials, self.config.interval, self.config.max_backoff)
-            later = tick + schedule.ticks_to_skip(wait, self.config.interval)
-            if later > state.next_tick and not state.removed:
-                state.next_tick = later
-                self._push(state)
-            backoff_note = f"; next try in about {wait:g} s"
-        else:
-            state.bad_credentials = 0
-        if state.status != kind:
-            # The device's answer (truncated, scrubbed by the client) goes to the log once per change, for
-            # diagnosis, rather than onto every failure line.
-            answer = f"; answer began {raw[:200]!r}" if raw else ""
-            logger.warning(
-                "household %s: %s -> %s: %s%s%s", entry.cloud_id, state.status, kind, message, backoff_note, answer
-            )
-            state.status = kind
-        if self.config.log_each_poll:
-            poll_logger.info(
-                "household %s: %s (%s) after %.0f ms, lag %.0f ms%s",
-                entry.cloud_id,
-                kind,
-                message,
-                latency * 1000,
-                lag * 1000,
-                backoff_note,
-            )
-
-    def _line_written(self, job: LineJob) -> None:
-        """Called by the writer thread for each line on disk: only written readings count as events."""
-        if job.ok:
-            self.stats.record_written(job.household_id, job.poll_time)
-
-    # --- reporting --------------------------------------------------------------------------------------
-
-    def _account_write_errors(self) -> int:
-        errors = self._writer.writer.counters.errors if self._writer is not None else 0
-        new = errors - self.write_errors_seen
-        if new > 0:
-            self.metrics.write_errors.inc(new)
-            self.write_errors_seen = errors
-        return errors
-
-    def _heartbeat(self) -> tuple[int, dict[str, Any]]:
-        """Called from the flush thread: the numbers /healthz and operators look at."""
-        details = self.total.as_dict()
-        details.update(
-            shard=str(self.config.shard),
-            in_flight=self.in_flight,
-            write_errors=self._writer.writer.counters.errors if self._writer is not None else 0,
-            open_files=self._writer.writer.open_files if self._writer is not None else 0,
-            database_down=self._db_down,
-            started_at=round(self._started_at, 3),
+    def _summary(self, writer: WriterThread) -> Tally:
+        counters = writer.writer.counters
+        self.counts.write_errors(counters.errors)
+        logger.info(
+            "pinger stopped after %.1f s: %d households, %s; %d lines written, %d write errors",
+            time.time() - self._started_at,
+            len(self.households),
+            self.counts.total.describe(),
+            counters.lines,
+            counters.errors,
         )
-        return len(self.households), details
-
-    async def _summaries(self) -> None:
-        while not self._stopping:
-            await asyncio.sleep(self.config.summary_every)
-            self._account_write_errors()
-            window, self.window = self.window, Tally()
-            logger.info(
-                "last %g s: %d households, %s, %d in flight, %d write errors so far",
-                self.config.summary_every,
-                len(self.households),
-                window.describe(),
-                self.in_flight,
-                self.write_errors_seen,
-            )
+        return self.counts.total
 
 
 def run_pinger(config: PingerConfig) -> Tally:

@@ -9,12 +9,19 @@ Decisions:
    its households over the whole interval. Shards are numbered 1..N on the command line (``--shard 2/3``).
 4. Back-off after repeated bad credentials doubles from two intervals up to a ceiling (300 s) and always lands
    on one of the household's own ticks, so a healed household goes straight back to its usual cadence.
+5. The ticks waiting to run sit in a ``TickQueue``: a heap ordered by due time, holding whatever the loop
+   schedules (today a household and its tick number; another kind of tick, e.g. a price poll at its own
+   cadence, is one more kind of item). An entry made obsolete (a household removed, a tick moved by back-off) is
+   not searched for and removed: the loop drops it when it comes out (``decisions.on_tick``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
+import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_BACKOFF_SECONDS = 300.0
@@ -93,9 +100,37 @@ def backoff_seconds(consecutive_bad_credentials: int, interval: float, ceiling: 
     if consecutive_bad_credentials <= 0:
         return interval
     exponent = min(consecutive_bad_credentials, 32)  # 2**32 intervals is beyond any ceiling
-    return max(interval, min(interval * 2**exponent, ceiling))
+    return max(interval, min(interval * 2.0**exponent, ceiling))
 
 
 def ticks_to_skip(wait: float, interval: float) -> int:
     """How many ticks ahead the next poll goes so that at least ``wait`` seconds pass (at least 1)."""
     return max(1, math.ceil(wait / interval - 1e-9))
+
+
+class TickQueue[T]:
+    """Items ordered by due time (Unix seconds); items due at the same time come out in the order they went in."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._order = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, due: float, item: T) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), item))
+
+    def next_due(self) -> float | None:
+        """When the earliest item is due; None when the queue is empty."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> Iterator[tuple[float, T]]:
+        """Take out every item due at or before ``now``, earliest first, as (due, item).
+
+        Lazy: items pushed while iterating are taken too if they are already due.
+        """
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, item = heapq.heappop(heap)
+            yield due, item

@@ -16,15 +16,15 @@ Decisions:
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from django.db import connection, transaction
 
-logger = logging.getLogger("loggerapp.pinger.stats")
+from loggerapp.models import Status
 
 FLUSH_CHUNK = 1000  # rows per statement: 13 parameters each stays far below PostgreSQL's 65,535
 
@@ -90,7 +90,7 @@ class StatsAccumulator:
     ) -> None:
         with self._lock:
             delta = self._delta(household_id)
-            delta.status = "ok"
+            delta.status = Status.OK.value
             delta.last_poll_at = poll_time
             delta.consecutive_failures = 0
             delta.last_demand_kw = demand_kw
@@ -101,7 +101,7 @@ class StatsAccumulator:
     ) -> None:
         with self._lock:
             delta = self._delta(household_id)
-            delta.status = kind
+            delta.status = str(kind)
             delta.last_poll_at = poll_time
             delta.consecutive_failures = consecutive_failures
             delta.last_error_kind = kind
@@ -173,14 +173,14 @@ def _placeholder(sql_type: str) -> str:
     return f"%s::{sql_type}" if connection.vendor == "postgresql" else "%s"
 
 
-def _when(seconds: float | None):
+def _when(seconds: float | None) -> Any:
     if seconds is None:
         return None
     return connection.ops.adapt_datetimefield_value(datetime.fromtimestamp(seconds, UTC))
 
 
-def _row(household_id: int, delta: HouseholdDelta) -> list:
-    has_reading = delta.status == "ok" or delta.last_meter_time is not None or delta.last_demand_kw is not None
+def _row(household_id: int, delta: HouseholdDelta) -> list[Any]:
+    has_reading = delta.status == Status.OK or delta.last_meter_time is not None or delta.last_demand_kw is not None
     return [
         household_id,
         delta.events,

@@ -31,14 +31,26 @@ from typing import Protocol
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from loggerapp.rotation import lines
-from loggerapp.rotation.lines import Digest
+from loggerapp.hourfiles import content as hour_content
 
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "application/x-ndjson"
 MAX_MERGE_ROUNDS = 3
 _MD5_HEX = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass(frozen=True)
+class Digest:
+    """Size and checksums of a byte string: what verification compares."""
+
+    size: int
+    md5: str
+    sha256: str
+
+    @classmethod
+    def of(cls, data: bytes) -> Digest:
+        return cls(size=len(data), md5=hashlib.md5(data).hexdigest(), sha256=hashlib.sha256(data).hexdigest())  # noqa: S324 (S3's ETag is an MD5)
 
 
 class ArchiveError(Exception):
@@ -346,7 +358,7 @@ def verify(archive: Archive, name: str, expected: Digest) -> None:
 def store_verified(archive: Archive, name: str, content: bytes, use_gzip: bool = False) -> StoreResult:
     """Put one hour file's lines under ``name`` without ever overwriting other data blindly (see the module doc)."""
     encoding = "gzip" if use_gzip else None
-    body = lines.encode(content, use_gzip)
+    body = hour_content.encode(content, use_gzip)
     digest = Digest.of(body)
     try:
         archive.create(name, body, digest, encoding)
@@ -368,15 +380,15 @@ def store_verified(archive: Archive, name: str, content: bytes, use_gzip: bool =
             verify(archive, name, digest)
             return StoreResult(outcome=CREATED, content=content, stored=digest, gzipped=use_gzip)
         try:
-            existing = lines.decode(stored_body)
-        except (OSError, EOFError) as exc:
-            raise ArchiveError(f"{name}: the stored object is not readable gzip ({exc})") from exc
-        if lines.holds_all(existing, content):
+            existing = hour_content.decode(stored_body)
+        except hour_content.UnreadableObject as exc:
+            raise ArchiveError(f"{name}: the stored object is {exc}") from exc
+        if hour_content.holds_all(existing, content):
             return StoreResult(
                 outcome=PRESENT, content=existing, stored=Digest.of(stored_body), gzipped=stored_body != existing
             )
-        merged = lines.merge(existing, content)
-        merged_body = lines.encode(merged, use_gzip)
+        merged = hour_content.merge(existing, content)
+        merged_body = hour_content.encode(merged, use_gzip)
         merged_digest = Digest.of(merged_body)
         try:
             archive.replace(name, merged_body, merged_digest, encoding, if_match=version)

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from loggerapp.paths import HOUR_DIR_RE, hour_label, hour_start, parse_hour_file_name, parse_hour_label
+from loggerapp.hourfiles.layout import HOUR, hour_dir, hour_folders, hour_start, parse_hour_file_name
 
 log = logging.getLogger(__name__)
-
-HOUR = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -40,20 +38,11 @@ def is_finished(hour: datetime, now: datetime, grace_seconds: float) -> bool:
 
 
 def finished_hours(log_root: Path, now: datetime, grace_seconds: float) -> list[datetime]:
-    """Hour directories under ``log_root`` whose hour is finished, oldest first (the backlog goes first)."""
-    hours = []
-    try:
-        entries = list(os.scandir(log_root))
-    except FileNotFoundError:
-        return []
-    for entry in entries:
-        # Service log folders (pinger/, rotate/, ...) and anything else that is not an hour are ignored.
-        if not entry.is_dir(follow_symlinks=False) or not HOUR_DIR_RE.fullmatch(entry.name):
-            continue
-        hour = parse_hour_label(entry.name)
-        if is_finished(hour, now, grace_seconds):
-            hours.append(hour)
-    return sorted(hours)
+    """Hour directories under ``log_root`` whose hour is finished, oldest first (the backlog goes first).
+
+    Service log folders (pinger/, rotate/, ...) and anything else that is not an hour folder are ignored.
+    """
+    return [folder.hour for folder in hour_folders(log_root) if is_finished(folder.hour, now, grace_seconds)]
 
 
 def files_of_hour(log_root: Path, hour: datetime, now: datetime, grace_seconds: float) -> list[LocalHourFile]:
@@ -62,7 +51,7 @@ def files_of_hour(log_root: Path, hour: datetime, now: datetime, grace_seconds: 
     A file whose name names another hour, or that was modified within the grace period (a writer that is late
     closing it), is left alone and logged: it is picked up by a later run if it becomes valid.
     """
-    directory = Path(log_root) / hour_label(hour)
+    directory = hour_dir(log_root, hour)
     found = []
     recent = time.time() - max(0.0, grace_seconds)  # wall clock: the writer's clock, whatever ``now`` says
     try:
@@ -106,7 +95,7 @@ def finished_hour_files(
 def remove_empty_hour_dir(log_root: Path, hour: datetime) -> bool:
     """Remove an hour directory once its last file has gone; a directory that still holds anything stays."""
     try:
-        (Path(log_root) / hour_label(hour)).rmdir()
+        hour_dir(log_root, hour).rmdir()
     except FileNotFoundError:
         return False
     except OSError:

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import queue
 import socket
@@ -37,9 +36,10 @@ from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils import timezone
 
+from loggerapp.hourfiles.layout import archive_key, hour_label, parse_hour_label
+from loggerapp.hourfiles.lines import count_lines
 from loggerapp.models import HourFile
-from loggerapp.paths import archive_key, hour_label, parse_hour_label
-from loggerapp.rotation import ledger, lines
+from loggerapp.rotation import ledger
 from loggerapp.rotation.archive import (
     MERGED,
     PRESENT,
@@ -50,6 +50,7 @@ from loggerapp.rotation.archive import (
     store_verified,
 )
 from loggerapp.rotation.discover import LocalHourFile, finished_hour_files, remove_empty_hour_dir
+from loggerapp.service_log import service_log
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
         log.warning("%s not archived: %s", key, report.reason)
         return report
     run.breaker.success()
-    line_count, ok_lines = lines.count_lines(result.content)
+    line_count, ok_lines = count_lines(result.content)
     report.outcome = _OUTCOME.get(result.outcome, UPLOADED)
     report.bytes = len(content)
     if not ledger.mark_uploaded(row, run.owner, key, result, line_count, ok_lines):
@@ -337,9 +338,6 @@ def run_rotation(
 # --- Entry points ------------------------------------------------------------------------------------------
 
 
-_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-
 @contextmanager
 def rotate_log() -> Iterator[None]:
     """Log this package to LOG_ROOT/rotate/rotate.log for the duration, unless the process already does.
@@ -347,22 +345,8 @@ def rotate_log() -> Iterator[None]:
     ``manage.py rotate_logs`` sends the whole process there (configure_service_log); an RQ worker runs other
     jobs too, so only the rotation's own loggers go to the file while the job runs.
     """
-    from loggerapp.service_log import MakingWatchedFileHandler, service_log_path
-
-    path = service_log_path("rotate")
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.handlers.WatchedFileHandler) and Path(handler.baseFilename) == path:
-            yield
-            return
-    handler = MakingWatchedFileHandler(str(path), encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
-    package = logging.getLogger("loggerapp.rotation")
-    package.addHandler(handler)
-    try:
+    with service_log("rotate", "loggerapp.rotation"):
         yield
-    finally:
-        package.removeHandler(handler)
-        handler.close()
 
 
 def rotation_job(hour: str | None = None) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from loggerapp.hourfiles.layout import HOUR, hour_start
+from loggerapp.hourfiles.lines import coverage, lines_per_hour
 from loggerapp.models import HourFile, Household
-from loggerapp.models.ledger import EXPECTED_LINES_PER_HOUR
-from loggerapp.paths import hour_start
 from loggerapp.rotation.archive import MERGED, StoreResult
 from loggerapp.rotation.discover import LocalHourFile
 
@@ -138,8 +138,8 @@ class HourCoverage:
 
     @property
     def coverage(self) -> float:
-        """Readings logged out of the 600 expected at six seconds (capped at 1)."""
-        return min(1.0, self.ok_lines / EXPECTED_LINES_PER_HOUR)
+        """Readings logged out of those expected in an hour (hourfiles.lines.lines_per_hour), capped at 1."""
+        return coverage(self.ok_lines, lines_per_hour())
 
 
 MISSING = "missing"
@@ -157,12 +157,12 @@ def household_hours(cloud_id: str, days: int = 7, now: datetime | None = None) -
         )
     }
     hours = []
-    hour = end - timedelta(hours=1)
+    hour = end - HOUR
     while hour >= start:
         row = rows.get(hour)
         if row is None:
             hours.append(HourCoverage(hour=hour, state=MISSING, lines=0, ok_lines=0))
         else:
             hours.append(HourCoverage(hour=hour, state=row.state, lines=row.lines, ok_lines=row.ok_lines))
-        hour -= timedelta(hours=1)
+        hour -= HOUR
     return hours

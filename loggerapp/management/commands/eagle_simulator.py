@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from loggerapp.service_log import add_log_level_argument, set_log_level
 from loggerapp.simulator.command import SimulatorConfigError, SimulatorOptions, run
 from loggerapp.simulator.faults import parse_fault_rates
 from loggerapp.simulator.households import parse_protocol_mix
@@ -48,8 +49,10 @@ class Command(BaseCommand):
         parser.add_argument("--reading-interval", type=int, default=10, help="seconds between meter readings")
         parser.add_argument("--refresh", type=float, default=30.0, help="--from-db: seconds between reloads")
         parser.add_argument("--quirk-rate", type=float, default=0.1, help="share of generated households with quirks")
+        add_log_level_argument(parser)
 
     def handle(self, *args, **options) -> str:
+        set_log_level(options["log_level"])
         if options["households"] is not None and options["households"] < 0:
             raise CommandError("--households must not be negative")
         if options["credentials_out"] and options["from_db"]:

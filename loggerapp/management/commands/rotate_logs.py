@@ -6,9 +6,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from loggerapp.paths import parse_hour_label
+from loggerapp.hourfiles.layout import parse_hour_label
 from loggerapp.rotation.job import run_rotation
-from loggerapp.service_log import configure_service_log
+from loggerapp.service_log import add_log_level_argument, configure_service_log
 
 
 class Command(BaseCommand):
@@ -18,9 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="List what would be uploaded; change nothing.")
         parser.add_argument("--hour", help="Only this UTC hour, as YYYY-MM-DD-HH (it must be finished).")
         parser.add_argument("--json", action="store_true", help="Print the run's summary as JSON.")
-        parser.add_argument(
-            "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Overrides LOG_LEVEL for this run."
-        )
+        add_log_level_argument(parser)
 
     def handle(self, *args, **options) -> None:
         try:

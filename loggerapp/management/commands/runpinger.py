@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from loggerapp.pinger.registry import RegistryUnavailable
 from loggerapp.pinger.runner import PingerConfig, run_pinger
 from loggerapp.pinger.schedule import Shard
-from loggerapp.service_log import configure_service_log
+from loggerapp.service_log import add_log_level_argument, configure_service_log
 
 
 def _shard(text: str) -> Shard:
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--max-in-flight", type=int, default=None, help="bound on concurrent polls")
         parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
         parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
-        parser.add_argument("--log-level", default=None, help="DEBUG, INFO (default: LOG_LEVEL), WARNING...")
+        add_log_level_argument(parser)
 
     def handle(self, *args, **options) -> str:
         configure_service_log("pinger", options["log_level"])

@@ -1,42 +1,27 @@
-"""What an hour file holds: counting its lines, merging two versions of it, and its optional gzip encoding.
+"""A whole hour file's content: its stored form (plain or gzip), and merging two versions of it.
 
 Pure functions on bytes, so that they can be tested without any service.
+
+1. A stored object is gzip exactly when it starts with gzip's magic bytes, whatever its key says: the upload and
+   every reader decide it the same way, and an object stored before ARCHIVE_GZIP was switched still reads.
+2. Two versions of an hour (a rerun, another host, a late writer) merge into every line of both, duplicates
+   dropped (the same JSON object however it was spaced or ordered), ordered by poll time. A line that is not
+   a poll (cut short by a crash) is kept, at the end: nothing is ever lost.
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import math
-import re
-from dataclasses import dataclass
+
+from loggerapp.hourfiles.lines import finite_number, parse_record
 
 GZIP_MAGIC = b"\x1f\x8b"
-# A successful poll's line carries "ok": true. Counting the pattern instead of parsing every line keeps the
-# hourly job cheap (thousands of files of 600 lines); json.dumps writes it with or without the space.
-_OK_TRUE = re.compile(rb'"ok":\s*true\b')
 
 
-@dataclass(frozen=True)
-class Digest:
-    """Size and checksums of a byte string: what verification compares."""
-
-    size: int
-    md5: str
-    sha256: str
-
-    @classmethod
-    def of(cls, data: bytes) -> Digest:
-        return cls(size=len(data), md5=hashlib.md5(data).hexdigest(), sha256=hashlib.sha256(data).hexdigest())  # noqa: S324 (S3's ETag is an MD5)
-
-
-def count_lines(content: bytes) -> tuple[int, int]:
-    """(lines, lines with a reading) of an hour file; a last line without its newline still counts."""
-    lines = content.count(b"\n")
-    if content and not content.endswith(b"\n"):
-        lines += 1
-    return lines, len(_OK_TRUE.findall(content))
+class UnreadableObject(ValueError):
+    """A stored object that says it is gzip but does not decompress."""
 
 
 def encode(content: bytes, use_gzip: bool) -> bytes:
@@ -44,9 +29,18 @@ def encode(content: bytes, use_gzip: bool) -> bytes:
     return gzip.compress(content, compresslevel=6, mtime=0) if use_gzip else content
 
 
+def is_gzip(body: bytes) -> bool:
+    return body.startswith(GZIP_MAGIC)
+
+
 def decode(body: bytes) -> bytes:
-    """The lines of a stored object, whether it was stored plain or gzipped (recognised by gzip's magic)."""
-    return gzip.decompress(body) if body.startswith(GZIP_MAGIC) else body
+    """The lines of a stored object, whether it was stored plain or gzipped (point 1 of the module docstring)."""
+    if not is_gzip(body):
+        return body
+    try:
+        return gzip.decompress(body)
+    except (OSError, EOFError) as exc:
+        raise UnreadableObject(f"not readable gzip ({exc})") from exc
 
 
 def _split(content: bytes) -> list[bytes]:
@@ -54,20 +48,17 @@ def _split(content: bytes) -> list[bytes]:
 
 
 def _sort_key(index: int, line: bytes) -> tuple[float, int]:
-    try:
-        poll_time = float(json.loads(line)["poll_time"])
-    except (ValueError, KeyError, TypeError, OverflowError):
-        poll_time = math.inf  # a line that is not a reading (e.g. cut short by a crash) is kept, at the end
-    if math.isnan(poll_time):
-        poll_time = math.inf
-    return poll_time, index
+    record = parse_record(line)
+    poll_time = finite_number(record.get("poll_time")) if record is not None else None
+    # A line that is not a reading (e.g. cut short by a crash) is kept, at the end.
+    return (math.inf if poll_time is None else poll_time), index
 
 
 def _identity(line: bytes) -> bytes:
     """Lines are the same reading when they hold the same JSON object, however it was spaced or ordered."""
     try:
         return json.dumps(json.loads(line), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):
         return line.strip()
 
 

@@ -1,0 +1,143 @@
+"""Where hour files live: on local disk and in the archive. The layout is the study's, kept exactly.
+
+local:   <LOG_ROOT>/2015-09-27-04/iseif-rainforest-002506-2015-09-27-04.jl
+archive: rainforest-logs/002506/2015/09/27/iseif-rainforest-002506-2015-09-27-04.jl
+
+"An hour" is defined here once: the UTC hour, as an aware datetime at its start (``hour_start``) or, on the
+pinger's hot path, as whole hours since the Unix epoch (``hour_index``). Everything that lists LOG_ROOT's hour
+folders goes through ``hour_folders``, so the pinger, the upload, the alerts and the API agree on what an hour
+folder is (a real directory named YYYY-MM-DD-HH; service log folders and anything else are ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from loggerapp.validators import validate_cloud_id
+
+HOUR = timedelta(hours=1)
+HOUR_SECONDS = 3600
+HOUR_FORMAT = "%Y-%m-%d-%H"
+FILE_PREFIX = "iseif-rainforest-"
+FILE_SUFFIX = ".jl"
+HOUR_DIR_RE = re.compile(r"\d{4}-\d{2}-\d{2}-\d{2}")
+HOUR_FILE_RE = re.compile(r"iseif-rainforest-(?P<cloud_id>[0-9a-f]{6})-(?P<hour>\d{4}-\d{2}-\d{2}-\d{2})\.jl")
+
+
+# --- Hours ---------------------------------------------------------------------------------------------------
+def hour_start(moment: datetime | float) -> datetime:
+    """The start of the UTC hour holding a moment (an aware datetime or Unix seconds)."""
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, UTC)
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hour_index(unix_seconds: float) -> int:
+    """Whole hours since the Unix epoch: the hour of a poll time without building a datetime (the pinger's
+    writer does this for every line)."""
+    return int(unix_seconds // HOUR_SECONDS)
+
+
+def hour_of_index(index: int) -> datetime:
+    return datetime.fromtimestamp(index * HOUR_SECONDS, UTC)
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    """The hours overlapping [start, end), oldest first."""
+    hours = []
+    hour = hour_start(start)
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    return hours
+
+
+def hour_label(hour: datetime) -> str:
+    return hour_start(hour).strftime(HOUR_FORMAT)
+
+
+def parse_hour_label(label: str) -> datetime:
+    if not HOUR_DIR_RE.fullmatch(label):
+        raise ValueError(f"not an hour label (YYYY-MM-DD-HH): {label!r}")
+    return datetime.strptime(label, HOUR_FORMAT).replace(tzinfo=UTC)
+
+
+# --- Names, paths and keys -----------------------------------------------------------------------------------
+def hour_file_name(cloud_id: str, hour: datetime) -> str:
+    validate_cloud_id(cloud_id)
+    return f"{FILE_PREFIX}{cloud_id}-{hour_label(hour)}{FILE_SUFFIX}"
+
+
+def hour_dir(log_root: Path, hour: datetime) -> Path:
+    return Path(log_root) / hour_label(hour)
+
+
+def hour_file_path(log_root: Path, cloud_id: str, hour: datetime) -> Path:
+    return hour_dir(log_root, hour) / hour_file_name(cloud_id, hour)
+
+
+def archive_key(cloud_id: str, hour: datetime, prefix: str = "rainforest-logs") -> str:
+    hour = hour_start(hour)
+    parts = [prefix.strip("/")] if prefix.strip("/") else []
+    parts += [cloud_id, f"{hour:%Y}", f"{hour:%m}", f"{hour:%d}", hour_file_name(cloud_id, hour)]
+    return "/".join(parts)
+
+
+def parse_hour_file_name(name: str) -> tuple[str, datetime] | None:
+    """(cloud_id, hour) of a well-formed hour file name, or None for anything else found on disk."""
+    match = HOUR_FILE_RE.fullmatch(name)
+    if match is None:
+        return None
+    return match["cloud_id"], parse_hour_label(match["hour"])
+
+
+# --- The folder scan -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HourFolder:
+    hour: datetime
+    path: Path
+
+
+def hour_folders(log_root: Path) -> list[HourFolder]:
+    """LOG_ROOT's hour folders, oldest first; [] when LOG_ROOT does not exist (yet).
+
+    Symbolic links are not followed: the upload deletes what it archived, and must never reach outside LOG_ROOT.
+    """
+    try:
+        with os.scandir(log_root) as entries:
+            folders = [
+                HourFolder(parse_hour_label(entry.name), Path(entry.path))
+                for entry in entries
+                if HOUR_DIR_RE.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+            ]
+    except FileNotFoundError:
+        return []
+    return sorted(folders, key=lambda folder: folder.hour)
+
+
+def hour_files_on_disk(log_root: Path, before: datetime) -> list[tuple[str, datetime]]:
+    """(cloud_id, hour) of the hour files in the folders of hours that started before ``before``.
+
+    A file whose name names another hour than its folder is left out, as the upload leaves it out. A folder
+    that cannot be listed is skipped: this serves reports (alerts, the status page), which must not fail.
+    """
+    found: list[tuple[str, datetime]] = []
+    for folder in hour_folders(log_root):
+        if folder.hour >= before:
+            break
+        try:
+            names = os.listdir(folder.path)
+        except OSError:
+            continue
+        label = folder.path.name
+        for name in names:
+            match = HOUR_FILE_RE.fullmatch(name)
+            if match is not None and match["hour"] == label:  # compared as text: no date parsing per file
+                found.append((match["cloud_id"], folder.hour))
+    return found
