@@ -1,0 +1,355 @@
+"""The environment of an install, kept in one file, and `scripts/iseif`, which runs every command with it.
+
+Why a file: `make run` assembles the services' environment (key files under the data folder, HTTPS off, the data
+folder itself) and hands it to supervisord. A `manage.py` typed later in another shell had none of it: it ended in
+a traceback about SECRET_KEY, or, worse, ran against another database than the services. So `make run` and
+`make demo` write the environment they start with to ``<data folder>/service.env``, start supervisord through
+``scripts/iseif``, and ``make manage`` / ``scripts/iseif manage|supervisorctl`` read the same file. An operator's
+install writes that file by hand (KEY=value lines, the format of systemd's ``EnvironmentFile=``) and names it in
+``ISEIF_ENV_FILE``.
+
+The file is the whole configuration: a variable the service reads (see ``configuration_names``) that the file does
+not set is removed from the inherited environment instead of passed on, so a DATABASE_URL left in someone's shell
+can never point a command at another database than the one the running services use.
+
+Nothing here imports Django: this runs before the settings can load, and must say in one line why they cannot.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import socket
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE_NAME = "service.env"
+DEMO_MARKER = ".iseif-demo"  # in a demo's data folder: `make demo-clean` removes only folders that carry it
+SUPERVISOR_CONF = REPO_ROOT / "deploy" / "supervisord.conf"
+DEFAULT_WEB_BIND = "127.0.0.1:8000"
+
+# Read by commands or supervisor files rather than by iseif/settings.py.
+_EXTRA_NAMES = {
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SUPERUSER_USERNAME",
+    "DJANGO_SUPERUSER_PASSWORD",
+    "DJANGO_SUPERUSER_EMAIL",
+    "SIMULATOR_PORT",
+}
+# Never recorded: manage.py and the WSGI module choose the settings module themselves, and a test run's
+# DJANGO_SETTINGS_MODULE=tests.settings in the shell that starts `make run` must not reach the services.
+_NEVER_RECORDED = {"DJANGO_SETTINGS_MODULE", "SERVICE_LOG"}
+# What the demo takes from the shell: how it is served, never where data lives or goes.
+_DEMO_PASSTHROUGH = ("WEB_BIND", "WEB_WORKERS", "WEB_THREADS", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LOG_LEVEL")
+
+_SETTING_READ = re.compile(r"""\benv_(str|bool|int|float|list|secret)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+_ENVIRON_READ = re.compile(r"""\bos\.environ(?:\.get\(|\[)\s*["']([A-Z][A-Z0-9_]*)["']""")
+_ASSIGNMENT = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)")
+
+
+class EnvFileError(ValueError):
+    """A problem with the environment file or the command line; the message is one line and holds no value."""
+
+
+# --- Which variables are configuration ---------------------------------------------------------------------------
+def configuration_names(root: Path = REPO_ROOT) -> frozenset[str]:
+    """Every environment variable the service reads: the env_* calls of iseif/settings.py (a secret also as
+    NAME_FILE), the os.environ reads of the Django app and the deploy files, and the few the demo's supervisor file
+    and the admin bootstrap use. Found in the source, so a setting added later is covered without a list to keep."""
+    names = set(_EXTRA_NAMES)
+    for match in _SETTING_READ.finditer((root / "iseif" / "settings.py").read_text(encoding="utf-8")):
+        names.add(match.group(2))
+        if match.group(1) == "secret":
+            names.add(f"{match.group(2)}_FILE")
+    for path in [*(root / "loggerapp").rglob("*.py"), *(root / "deploy").glob("*.py")]:
+        names.update(_ENVIRON_READ.findall(path.read_text(encoding="utf-8")))
+    return frozenset(names)
+
+
+# --- The file format ---------------------------------------------------------------------------------------------
+def parse_env_file(text: str, origin: str = "the environment file") -> dict[str, str]:
+    """KEY=value lines; blank lines and lines starting with # are ignored, `export ` is allowed, and a value in
+    matching single or double quotes loses them (in double quotes, \\" and \\\\ stand for " and \\), as systemd
+    reads an EnvironmentFile. Errors name the line, never its value (it may be a secret)."""
+    env: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _ASSIGNMENT.fullmatch(line)
+        if not match:
+            raise EnvFileError(f"{origin}, line {number}: expected NAME=value")
+        name, value = match.group(1), match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = re.sub(r'\\(["\\])', r"\1", value)
+        env[name] = value
+    return env
+
+
+def format_env_file(env: Mapping[str, str], header: str = "") -> str:
+    """The inverse of parse_env_file: values with spaces, quotes or backslashes are double-quoted and escaped."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for name in sorted(env):
+        value = env[name]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise EnvFileError(f"{name[:40]!r} is not a variable name")
+        if any(char in value for char in "\n\r\0"):
+            raise EnvFileError(f"{name} holds a line break, which an environment file cannot keep")
+        if value and (value != value.strip() or any(char in value for char in " \t\"'\\#$`")):
+            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EnvFileError(
+            f"no environment file at {path}: start the service once with `make run` (it writes one there), "
+            "or name the install's file in ISEIF_ENV_FILE or with -e FILE"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EnvFileError(f"cannot read {path} ({type(exc).__name__})") from None
+    return parse_env_file(text, origin=str(path))
+
+
+def write_env_file(path: Path, env: Mapping[str, str], header: str) -> None:
+    """Replace the file atomically, mode 0600 whatever the umask: it may hold secrets or name their files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = format_env_file(env, header)
+    partial = path.with_name(f".{path.name}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+
+
+# --- The environments make run and make demo start with ------------------------------------------------------------
+def local_environment(environ: Mapping[str, str], data_dir: Path) -> dict[str, str]:
+    """`make run`: the configuration variables of the shell that starts it, plus the defaults for one machine
+    (key files written by scripts/local-secrets.sh, plain http on loopback, everything under DATA_DIR)."""
+    names = configuration_names() - _NEVER_RECORDED
+    data_dir = data_dir.resolve()
+    env = {name: value for name, value in environ.items() if name in names}
+    env["DATA_DIR"] = str(data_dir)
+    for secret, file_name in (("SECRET_KEY", "secret_key"), ("FIELD_ENCRYPTION_KEY", "field_encryption_key")):
+        if not (env.get(secret) or env.get(f"{secret}_FILE")):
+            env[f"{secret}_FILE"] = str(data_dir / file_name)
+    env.setdefault("HTTPS", "0")
+    env.setdefault("LOG_ROOT", str(data_dir / "logs"))
+    env.setdefault("WEB_BIND", DEFAULT_WEB_BIND)
+    return env
+
+
+def demo_environment(environ: Mapping[str, str], demo_dir: Path, simulator_port: int, redis_url: str) -> dict[str, str]:
+    """`make demo`: its own data folder, keys, Redis database and relay (the simulator). Nothing that says where
+    a real install keeps or sends data (DATABASE_URL, AWS_*, ARCHIVE_ROOT, ALERT_EMAILS...) is taken from the shell,
+    so the demo's fake households never reach a real database, archive or mailbox."""
+    demo_dir = demo_dir.resolve()
+    env = {name: environ[name] for name in _DEMO_PASSTHROUGH if environ.get(name)}
+    env.setdefault("WEB_BIND", DEFAULT_WEB_BIND)
+    env.update(
+        DATA_DIR=str(demo_dir),
+        LOG_ROOT=str(demo_dir / "logs"),
+        SECRET_KEY_FILE=str(demo_dir / "secret_key"),
+        FIELD_ENCRYPTION_KEY_FILE=str(demo_dir / "field_encryption_key"),
+        HTTPS="0",
+        REDIS_URL=redis_url,
+        SIMULATOR_PORT=str(simulator_port),
+        EAGLE_CLOUD_URL=f"http://127.0.0.1:{simulator_port}/cgi-bin/post_manager",
+    )
+    return env
+
+
+def service_environment(inherited: Mapping[str, str], configured: Mapping[str, str]) -> dict[str, str]:
+    """What a command runs with: the inherited environment without any configuration variable, then the file's.
+    LOG_ROOT is spelled out (settings would default it the same way) because supervisor's file needs it."""
+    names = configuration_names()
+    env = {name: value for name, value in inherited.items() if name not in names}
+    env.update(configured)
+    data_dir = Path(env.get("DATA_DIR") or REPO_ROOT / "data")
+    env.setdefault("LOG_ROOT", str(data_dir / "logs"))
+    return env
+
+
+# --- Ports -------------------------------------------------------------------------------------------------------
+def parse_bind(bind: str) -> tuple[str, int] | None:
+    """(host, port) of a gunicorn bind address; None for a unix socket or file descriptor (no port to check)."""
+    bind = bind.strip()
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    host, sep, port = bind.rpartition(":")
+    if not sep:  # a host alone: gunicorn's default port
+        host, port = bind, "8000"
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - gunicorn's meaning of ":8000"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise EnvFileError(f"WEB_BIND {bind[:60]!r} is not host:port")
+    return host, int(port)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """None when a server could listen on host:port now; otherwise why not. SO_REUSEADDR as gunicorn sets it, so a
+    connection of a previous run in TIME_WAIT does not count as taken, while a listening program does."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror:
+        return f"{host} does not resolve"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "is in use by another program"
+            return f"cannot be used ({exc.strerror})"
+    return None
+
+
+def _free_neighbour(host: str, port: int) -> int | None:
+    return next((other for other in range(port + 1, min(port + 50, 65535)) if bind_problem(host, other) is None), None)
+
+
+def port_problems(env: Mapping[str, str]) -> list[str]:
+    """One message per address the services would listen on that is not free: the web server's WEB_BIND, and the
+    demo's simulator. Each says which variable moves it, and suggests a free port nearby."""
+    wanted: list[tuple[str, int, str, str]] = []
+    web = parse_bind(env.get("WEB_BIND") or DEFAULT_WEB_BIND)
+    if web:
+        wanted.append((*web, "WEB_BIND", "the web server"))
+    if env.get("SIMULATOR_PORT"):
+        if not env["SIMULATOR_PORT"].isdigit():
+            raise EnvFileError("SIMULATOR_PORT must be a port number")
+        wanted.append(("127.0.0.1", int(env["SIMULATOR_PORT"]), "DEMO_SIMULATOR_PORT", "the demo's EAGLE simulator"))
+    problems = []
+    for host, port, variable, what in wanted:
+        problem = bind_problem(host, port)
+        if problem is None:
+            continue
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        free = _free_neighbour(host, port)
+        if variable == "WEB_BIND":
+            example = f"{'[' + host + ']' if ':' in host else host}:{free}" if free else "host:port"
+            hint = f"set WEB_BIND to a free address, e.g. `make run WEB_BIND={example}` or WEB_BIND={example} in the "
+            hint += "environment file"
+        else:
+            hint = f"set DEMO_SIMULATOR_PORT to a free port, e.g. `make demo DEMO_SIMULATOR_PORT={free or 'N'}`"
+        problems.append(f"{shown} ({what}) {problem}; {hint}")
+    return problems
+
+
+def web_url(env: Mapping[str, str]) -> str:
+    bind = parse_bind(env.get("WEB_BIND") or DEFAULT_WEB_BIND)
+    if bind is None:
+        return f"the socket {env.get('WEB_BIND')}"
+    host, port = bind
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)  # noqa: S104
+    return f"http://{host}:{port}"
+
+
+# --- scripts/iseif --------------------------------------------------------------------------------------------------
+USAGE = """usage: scripts/iseif [-e ENV_FILE] COMMAND [ARGS...]
+
+Runs a command of the ISEIF logger with the environment of its install, read from ENV_FILE (default:
+$ISEIF_ENV_FILE, else $DATA_DIR/service.env, else data/service.env, the file `make run` writes).
+
+commands:
+  manage ARGS...        manage.py ARGS (e.g. `manage doctor`)
+  supervisord [ARGS]    start the services (deploy/supervisord.conf unless -c is given); checks the ports first
+  supervisorctl [ARGS]  control them (e.g. `supervisorctl status`, `supervisorctl shutdown`)
+  check-ports           fail, naming the variable to change, when an address the services listen on is taken
+  write-local FILE      (make run) write the environment of this shell plus the local defaults to FILE
+  write-demo FILE PORT REDIS_URL
+                        (make demo) write the demo's own environment to FILE, and mark its folder as a demo's
+"""
+
+
+def default_env_file(environ: Mapping[str, str]) -> Path:
+    if environ.get("ISEIF_ENV_FILE"):
+        return Path(environ["ISEIF_ENV_FILE"])
+    return Path(environ.get("DATA_DIR") or REPO_ROOT / "data") / ENV_FILE_NAME
+
+
+def _venv_tool(name: str) -> str:
+    return str(Path(sysconfig.get_path("scripts")) / name)
+
+
+def _command_line(command: str, args: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    if command == "manage":
+        return [sys.executable, str(REPO_ROOT / "manage.py"), *args]
+    if command == "supervisorctl":
+        # supervisorctl reads only [supervisorctl] (no includes), which is the same for the demo's file.
+        return [_venv_tool("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args]
+    if command == "supervisord":
+        problems = port_problems(env)
+        if problems:
+            raise EnvFileError(problems[0] if len(problems) == 1 else " / ".join(problems))
+        (Path(env["LOG_ROOT"]) / "supervisor").mkdir(parents=True, exist_ok=True)
+        has_config = any(arg in ("-c", "--configuration") or arg.startswith("--configuration=") for arg in args)
+        print(
+            f"iseif: admin {web_url(env)}/admin/ (status page /status/); "
+            f"logs in {env['LOG_ROOT']}/{{server,pinger,rotate,supervisor}}/",
+            flush=True,
+        )
+        return [_venv_tool("supervisord"), *([] if has_config else ["-c", str(SUPERVISOR_CONF)]), *args]
+    raise EnvFileError(f"unknown command {command[:40]!r} (manage, supervisord, supervisorctl, check-ports)")
+
+
+def _write(command: str, args: Sequence[str]) -> int:
+    if command == "write-local" and len(args) == 1:
+        path = Path(args[0])
+        env = local_environment(os.environ, Path(os.environ.get("DATA_DIR") or path.parent))
+        header = "The environment `make run` started the services with; `make manage` runs manage.py with it.\n"
+        header += "Written at every `make run`: change the configuration where you start it, not here."
+        write_env_file(path, env, header)
+        return 0
+    if command == "write-demo" and len(args) == 3 and args[1].isdigit():
+        path = Path(args[0])
+        env = demo_environment(os.environ, path.parent, int(args[1]), args[2])
+        header = "The environment of `make demo`, in its own data folder; `make manage DEMO=1` uses it.\n"
+        header += "`make demo-clean` removes this folder."
+        write_env_file(path, env, header)
+        (path.parent / DEMO_MARKER).write_text("This folder holds `make demo` data; `make demo-clean` removes it.\n")
+        return 0
+    raise EnvFileError(f"usage: scripts/iseif {command} FILE" + (" PORT REDIS_URL" if command == "write-demo" else ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        env_file = default_env_file(os.environ)
+        if args[:1] in (["-e"], ["--env-file"]):
+            if len(args) < 2:
+                raise EnvFileError("-e needs a file")
+            env_file, args = Path(args[1]), args[2:]
+        if not args or args[0] in ("-h", "--help", "help"):
+            sys.stdout.write(USAGE)
+            return 0 if args else 2
+        command, rest = args[0], args[1:]
+        if command.startswith("write-"):
+            return _write(command, rest)
+        env = service_environment(os.environ, read_env_file(env_file))
+        if command == "check-ports":
+            problems = port_problems(env)
+            for problem in problems:
+                sys.stderr.write(f"iseif: error: {problem}\n")
+            return 1 if problems else 0
+        command_line = _command_line(command, rest, env)
+    except EnvFileError as exc:
+        sys.stderr.write(f"iseif: error: {exc}\n")
+        return 2
+    os.execve(command_line[0], command_line, env)  # noqa: S606 - our own tools by absolute path, no shell
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    sys.exit(main())
