@@ -134,7 +134,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic writes and WhiteNoise serves from: one setting for both, so that an image that collects at
+# build time serves the same folder at run time (the Docker image sets it outside its /data volume).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
 
 # --- Redis and RQ ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

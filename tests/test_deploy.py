@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -209,16 +212,62 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
 
 
 # --- Docker ------------------------------------------------------------------------------------------------------
-def test_the_dockerfile_runs_as_a_non_root_user_with_gunicorn():
-    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert "-slim" in dockerfile.splitlines()[1]
-    assert "\nUSER iseif\n" in dockerfile
-    assert "LOG_ROOT=/data/logs" in dockerfile
-    assert 'CMD ["gunicorn"' in dockerfile
+def _dockerfile() -> list[tuple[str, str]]:
+    """(instruction, arguments) of the Dockerfile, with continuation lines joined and comments dropped."""
+    instructions, current = [], ""
+    for line in (REPO_ROOT / "Dockerfile").read_text().splitlines():
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        keyword, _, arguments = (current + line).strip().partition(" ")
+        instructions.append((keyword.upper(), arguments.strip()))
+        current = ""
+    return instructions
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
-def test_docker_compose_accepts_the_compose_file():
+def _image_environment() -> dict[str, str]:
+    env = {}
+    for keyword, arguments in _dockerfile():
+        if keyword == "ENV":
+            env.update(token.split("=", 1) for token in shlex.split(arguments))
+    return env
+
+
+def _collectstatic_step() -> tuple[dict[str, str], list[str]]:
+    """The variables the Dockerfile's collectstatic RUN sets for itself, and its command."""
+    (arguments,) = [
+        arguments for keyword, arguments in _dockerfile() if keyword == "RUN" and "collectstatic" in arguments
+    ]
+    tokens = shlex.split(arguments)
+    assignments = {}
+    while tokens and re.fullmatch(r"[A-Z_]+=.*", tokens[0]):
+        name, value = tokens.pop(0).split("=", 1)
+        assignments[name] = value
+    assert "&&" not in tokens, "the collectstatic step does more than collectstatic; update this test"
+    return assignments, tokens
+
+
+def _python_with(env: dict[str, str], code: str) -> str:
+    """Run code under the real settings (iseif.settings) with exactly env; return what it printed."""
+    # DATABASE_URL only keeps the settings from creating the image's DATA_DIR (/data) on this machine, as they do
+    # for the embedded SQLite default; it plays no part in the static files and is never connected to.
+    base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), "DATABASE_URL": "postgres://probe@127.0.0.1:1/x"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**base, **env, "DJANGO_SETTINGS_MODULE": "iseif.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def _compose_config() -> str:
     result = subprocess.run(
         ["docker-compose", "config"],
         cwd=REPO_ROOT,
@@ -229,5 +278,65 @@ def test_docker_compose_accepts_the_compose_file():
         check=False,
     )
     assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _compose_environment(config: str, service: str) -> dict[str, str]:
+    """A service's environment from `docker-compose config`, which prints it as a flat mapping."""
+    section = re.search(rf"^  {service}:\n(.*?)(?=^  \S|\Z)", config, re.DOTALL | re.MULTILINE).group(1)
+    block = re.search(r"^    environment:\n((?:      .*\n)*)", section, re.MULTILINE).group(1)
+    pairs = [line.strip().split(":", 1) for line in block.splitlines()]
+    return {name: value.strip().strip("'\"") for name, value in pairs}
+
+
+def test_the_dockerfile_runs_as_a_non_root_user_with_gunicorn():
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "-slim" in dockerfile.splitlines()[1]
+    assert "\nUSER iseif\n" in dockerfile
+    assert _image_environment()["LOG_ROOT"] == "/data/logs"
+    assert 'CMD ["gunicorn"' in dockerfile
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_the_image_collects_static_files_where_its_web_server_serves_them():
+    """Issue 11: the build collected into /app/data/static while the container served /data/static (no CSS)."""
+    image = _image_environment()
+    build_vars, _ = _collectstatic_step()
+    web = _compose_environment(_compose_config(), "web")
+    assert web["DATABASE_URL"].startswith("postgres://")  # the parser read the mapping
+    probe = "from django.conf import settings; print(settings.STATIC_ROOT)"
+    at_build = _python_with({**image, **build_vars}, probe)
+    at_run = _python_with({**image, **web}, probe)
+    assert at_build == at_run
+    assert at_run == image.get("STATIC_ROOT")  # the setting, spelled out in the image
+    volumes = [path for keyword, arguments in _dockerfile() if keyword == "VOLUME" for path in json.loads(arguments)]
+    assert volumes == ["/data"]
+    # A named volume takes the image's files only when it is created: after an upgrade it would serve old ones.
+    assert not Path(at_run).is_relative_to("/data")
+
+
+def test_the_image_collectstatic_step_runs_and_the_web_app_serves_what_it_wrote(tmp_path):
+    """The RUN step's own command and variables on the image's environment; only STATIC_ROOT points into
+    tmp_path instead of /app. Then the real settings (WhiteNoise, not the tests' finders) serve the result."""
+    static_root = tmp_path / "static"
+    build_vars, command = _collectstatic_step()
+    env = {**_image_environment(), **build_vars, "STATIC_ROOT": str(static_root)}
+    assert command[:3] == ["python", "manage.py", "collectstatic"]
+    _python_with(env, f"import subprocess, sys; sys.exit(subprocess.call([sys.executable, *{command[1:]!r}]))")
+    assert (static_root / "admin" / "css" / "base.css").is_file()
+    assert (static_root / "admin" / "css" / "base.css.gz").is_file()  # WhiteNoise's compressed copy
+
+    serve = (
+        "import django; django.setup(); from django.test import Client; "
+        "print(Client().get('/static/admin/css/base.css', secure=True, HTTP_HOST='localhost').status_code)"
+    )
+    assert _python_with({**env, "ALLOWED_HOSTS": "localhost"}, serve) == "200"
+    elsewhere = {**env, "ALLOWED_HOSTS": "localhost", "STATIC_ROOT": str(tmp_path / "elsewhere")}
+    assert _python_with(elsewhere, serve) == "404"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_docker_compose_accepts_the_compose_file():
+    config = _compose_config()
     for service in ["postgres", "redis", "web", "pinger", "worker", "scheduler"]:
-        assert f"\n  {service}:\n" in result.stdout
+        assert f"\n  {service}:\n" in config

@@ -83,7 +83,7 @@ def test_a_value_with_a_line_break_cannot_be_written():
 # --- Which variables are configuration -----------------------------------------------------------------------------
 def test_configuration_names_are_found_in_the_source():
     names = configuration_names()
-    for name in ["DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "LOG_ROOT"]:
+    for name in ["DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "STATIC_ROOT"]:
         assert name in names  # settings.py
     for name in ["WEB_BIND", "FORWARDED_ALLOW_IPS", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SETTINGS_MODULE"]:
         assert name in names  # gunicorn's config, ensure_admin, manage.py
