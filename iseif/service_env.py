@@ -32,14 +32,11 @@ DEMO_MARKER = ".iseif-demo"  # in a demo's data folder: `make demo-clean` remove
 SUPERVISOR_CONF = REPO_ROOT / "deploy" / "supervisord.conf"
 DEFAULT_WEB_BIND = "127.0.0.1:8000"
 
-# Read by commands or supervisor files rather than by iseif/settings.py.
-_EXTRA_NAMES = {
-    "DJANGO_SETTINGS_MODULE",
-    "DJANGO_SUPERUSER_USERNAME",
-    "DJANGO_SUPERUSER_PASSWORD",
-    "DJANGO_SUPERUSER_EMAIL",
-    "SIMULATOR_PORT",
-}
+# Read by manage.py and the demo's supervisor file rather than by iseif/settings.py.
+_EXTRA_NAMES = {"DJANGO_SETTINGS_MODULE", "SIMULATOR_PORT"}
+# One-off inputs of a command (ensure_admin's first user), not configuration of the service: they pass from the
+# caller's shell to the command and are never written to the file, so no admin password lands on disk.
+_COMMAND_INPUTS = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
 # Never recorded: manage.py and the WSGI module choose the settings module themselves, and a test run's
 # DJANGO_SETTINGS_MODULE=tests.settings in the shell that starts `make run` must not reach the services.
 _NEVER_RECORDED = {"DJANGO_SETTINGS_MODULE", "SERVICE_LOG"}
@@ -58,8 +55,9 @@ class EnvFileError(ValueError):
 # --- Which variables are configuration ---------------------------------------------------------------------------
 def configuration_names(root: Path = REPO_ROOT) -> frozenset[str]:
     """Every environment variable the service reads: the env_* calls of iseif/settings.py (a secret also as
-    NAME_FILE), the os.environ reads of the Django app and the deploy files, and the few the demo's supervisor file
-    and the admin bootstrap use. Found in the source, so a setting added later is covered without a list to keep."""
+    NAME_FILE), the os.environ reads of the Django app and the deploy files, and the few manage.py and the demo's
+    supervisor file use; not the one-off inputs of a command (_COMMAND_INPUTS). Found in the source, so a setting
+    added later is covered without a list to keep."""
     names = set(_EXTRA_NAMES)
     for match in _SETTING_READ.finditer((root / "iseif" / "settings.py").read_text(encoding="utf-8")):
         names.add(match.group(2))
@@ -67,7 +65,7 @@ def configuration_names(root: Path = REPO_ROOT) -> frozenset[str]:
             names.add(f"{match.group(2)}_FILE")
     for path in [*(root / "loggerapp").rglob("*.py"), *(root / "deploy").glob("*.py")]:
         names.update(_ENVIRON_READ.findall(path.read_text(encoding="utf-8")))
-    return frozenset(names)
+    return frozenset(names - _COMMAND_INPUTS)
 
 
 # --- The file format ---------------------------------------------------------------------------------------------

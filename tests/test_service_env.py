@@ -85,9 +85,10 @@ def test_configuration_names_are_found_in_the_source():
     names = configuration_names()
     for name in ["DATABASE_URL", "SECRET_KEY", "SECRET_KEY_FILE", "AWS_SECRET_ACCESS_KEY_FILE", "STATIC_ROOT"]:
         assert name in names  # settings.py
-    for name in ["WEB_BIND", "FORWARDED_ALLOW_IPS", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SETTINGS_MODULE"]:
-        assert name in names  # gunicorn's config, ensure_admin, manage.py
+    for name in ["WEB_BIND", "FORWARDED_ALLOW_IPS", "DJANGO_SETTINGS_MODULE", "SIMULATOR_PORT"]:
+        assert name in names  # gunicorn's config, manage.py, the demo's supervisor file
     assert "PATH" not in names and "HOME" not in names
+    assert "DJANGO_SUPERUSER_PASSWORD" not in names  # a command's input, not the service's configuration
 
 
 def test_every_variable_of_the_settings_is_in_the_readme_configuration_table():
@@ -156,9 +157,25 @@ def test_the_demo_takes_nothing_that_says_where_real_data_goes(tmp_path):
 
 
 def test_a_command_gets_configuration_only_from_the_file():
-    inherited = {"PATH": "/usr/bin", "DATABASE_URL": "postgres://elsewhere/db", "LOG_LEVEL": "DEBUG"}
+    inherited = {
+        "PATH": "/usr/bin",
+        "DATABASE_URL": "postgres://elsewhere/db",
+        "LOG_LEVEL": "DEBUG",
+        "DJANGO_SUPERUSER_PASSWORD": "first-admin-pw",
+    }
     env = service_environment(inherited, {"DATA_DIR": "/srv/data", "LOG_LEVEL": "INFO"})
-    assert env == {"PATH": "/usr/bin", "DATA_DIR": "/srv/data", "LOG_LEVEL": "INFO", "LOG_ROOT": "/srv/data/logs"}
+    assert env == {
+        "PATH": "/usr/bin",
+        "DJANGO_SUPERUSER_PASSWORD": "first-admin-pw",  # ensure_admin's input passes through
+        "DATA_DIR": "/srv/data",
+        "LOG_LEVEL": "INFO",
+        "LOG_ROOT": "/srv/data/logs",
+    }
+
+
+def test_make_run_never_writes_the_first_admin_password_to_the_file(tmp_path):
+    env = local_environment({"DJANGO_SUPERUSER_PASSWORD": "first-admin-pw"}, tmp_path)
+    assert "DJANGO_SUPERUSER_PASSWORD" not in env
 
 
 # --- Ports -------------------------------------------------------------------------------------------------------
