@@ -104,7 +104,7 @@ def test_every_variable_of_the_settings_is_in_the_readme_configuration_table():
 def test_make_run_records_the_shell_configuration_and_the_local_defaults(tmp_path):
     shell = {
         "PATH": "/usr/bin",
-        "HOME": "/home/someone",
+        "HOME": str(tmp_path / "home"),
         "REDIS_URL": "redis://127.0.0.1:6390/2",
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "LOG_LEVEL": "DEBUG",
