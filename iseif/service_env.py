@@ -1,4 +1,4 @@
-"""The environment of an install, kept in one file, and `scripts/iseif`, which runs every command with it.
+"""The environment of an install, kept in one file; `scripts/iseif` (iseif/launcher.py) runs every command with it.
 
 Why a file: `make run` assembles the services' environment (key files under the data folder, HTTPS off, the data
 folder itself) and hands it to supervisord. A `manage.py` typed later in another shell had none of it: it ended in
@@ -17,20 +17,15 @@ Nothing here imports Django: this runs before the settings can load, and must sa
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-import socket
-import sys
-import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE_NAME = "service.env"
 DEMO_MARKER = ".iseif-demo"  # in a demo's data folder: `make demo-clean` removes only folders that carry it
-SUPERVISOR_CONF = REPO_ROOT / "deploy" / "supervisord.conf"
-DEFAULT_WEB_BIND = "127.0.0.1:8000"
+DEFAULT_WEB_BIND = "127.0.0.1:8000"  # gunicorn's, in deploy/gunicorn.conf.py
 
 # Read by manage.py and the demo's supervisor file rather than by iseif/settings.py.
 _EXTRA_NAMES = {"DJANGO_SETTINGS_MODULE", "SIMULATOR_PORT"}
@@ -176,178 +171,3 @@ def service_environment(inherited: Mapping[str, str], configured: Mapping[str, s
     data_dir = Path(env.get("DATA_DIR") or REPO_ROOT / "data")
     env.setdefault("LOG_ROOT", str(data_dir / "logs"))
     return env
-
-
-# --- Ports -------------------------------------------------------------------------------------------------------
-def parse_bind(bind: str) -> tuple[str, int] | None:
-    """(host, port) of a gunicorn bind address; None for a unix socket or file descriptor (no port to check)."""
-    bind = bind.strip()
-    if bind.startswith(("unix:", "fd://")):
-        return None
-    host, sep, port = bind.rpartition(":")
-    if not sep:  # a host alone: gunicorn's default port
-        host, port = bind, "8000"
-    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - gunicorn's meaning of ":8000"
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise EnvFileError(f"WEB_BIND {bind[:60]!r} is not host:port")
-    return host, int(port)
-
-
-def bind_problem(host: str, port: int) -> str | None:
-    """None when a server could listen on host:port now; otherwise why not. SO_REUSEADDR as gunicorn sets it, so a
-    connection of a previous run in TIME_WAIT does not count as taken, while a listening program does."""
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0]
-    except socket.gaierror:
-        return f"{host} does not resolve"
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return "is in use by another program"
-            return f"cannot be used ({exc.strerror})"
-    return None
-
-
-def _free_neighbour(host: str, port: int) -> int | None:
-    return next((other for other in range(port + 1, min(port + 50, 65535)) if bind_problem(host, other) is None), None)
-
-
-def port_problems(env: Mapping[str, str]) -> list[str]:
-    """One message per address the services would listen on that is not free: the web server's WEB_BIND, and the
-    demo's simulator. Each says which variable moves it, and suggests a free port nearby."""
-    wanted: list[tuple[str, int, str, str]] = []
-    web = parse_bind(env.get("WEB_BIND") or DEFAULT_WEB_BIND)
-    if web:
-        wanted.append((*web, "WEB_BIND", "the web server"))
-    if env.get("SIMULATOR_PORT"):
-        if not env["SIMULATOR_PORT"].isdigit():
-            raise EnvFileError("SIMULATOR_PORT must be a port number")
-        wanted.append(("127.0.0.1", int(env["SIMULATOR_PORT"]), "DEMO_SIMULATOR_PORT", "the demo's EAGLE simulator"))
-    problems = []
-    for host, port, variable, what in wanted:
-        problem = bind_problem(host, port)
-        if problem is None:
-            continue
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        free = _free_neighbour(host, port)
-        if variable == "WEB_BIND":
-            example = f"{'[' + host + ']' if ':' in host else host}:{free}" if free else "host:port"
-            hint = f"set WEB_BIND to a free address, e.g. `make run WEB_BIND={example}` or WEB_BIND={example} in the "
-            hint += "environment file"
-        else:
-            hint = f"set DEMO_SIMULATOR_PORT to a free port, e.g. `make demo DEMO_SIMULATOR_PORT={free or 'N'}`"
-        problems.append(f"{shown} ({what}) {problem}; {hint}")
-    return problems
-
-
-def web_url(env: Mapping[str, str]) -> str:
-    bind = parse_bind(env.get("WEB_BIND") or DEFAULT_WEB_BIND)
-    if bind is None:
-        return f"the socket {env.get('WEB_BIND')}"
-    host, port = bind
-    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)  # noqa: S104
-    return f"http://{host}:{port}"
-
-
-# --- scripts/iseif --------------------------------------------------------------------------------------------------
-USAGE = """usage: scripts/iseif [-e ENV_FILE] COMMAND [ARGS...]
-
-Runs a command of the ISEIF logger with the environment of its install, read from ENV_FILE (default:
-$ISEIF_ENV_FILE, else $DATA_DIR/service.env, else data/service.env, the file `make run` writes).
-
-commands:
-  manage ARGS...        manage.py ARGS (e.g. `manage doctor`)
-  supervisord [ARGS]    start the services (deploy/supervisord.conf unless -c is given); checks the ports first
-  supervisorctl [ARGS]  control them (e.g. `supervisorctl status`, `supervisorctl shutdown`)
-  check-ports           fail, naming the variable to change, when an address the services listen on is taken
-  write-local FILE      (make run) write the environment of this shell plus the local defaults to FILE
-  write-demo FILE PORT REDIS_URL
-                        (make demo) write the demo's own environment to FILE, and mark its folder as a demo's
-"""
-
-
-def default_env_file(environ: Mapping[str, str]) -> Path:
-    if environ.get("ISEIF_ENV_FILE"):
-        return Path(environ["ISEIF_ENV_FILE"])
-    return Path(environ.get("DATA_DIR") or REPO_ROOT / "data") / ENV_FILE_NAME
-
-
-def _venv_tool(name: str) -> str:
-    return str(Path(sysconfig.get_path("scripts")) / name)
-
-
-def _command_line(command: str, args: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    if command == "manage":
-        return [sys.executable, str(REPO_ROOT / "manage.py"), *args]
-    if command == "supervisorctl":
-        # supervisorctl reads only [supervisorctl] (no includes), which is the same for the demo's file.
-        return [_venv_tool("supervisorctl"), "-c", str(SUPERVISOR_CONF), *args]
-    if command == "supervisord":
-        problems = port_problems(env)
-        if problems:
-            raise EnvFileError(problems[0] if len(problems) == 1 else " / ".join(problems))
-        (Path(env["LOG_ROOT"]) / "supervisor").mkdir(parents=True, exist_ok=True)
-        has_config = any(arg in ("-c", "--configuration") or arg.startswith("--configuration=") for arg in args)
-        print(
-            f"iseif: admin {web_url(env)}/admin/ (status page /status/); "
-            f"logs in {env['LOG_ROOT']}/{{server,pinger,rotate,supervisor}}/",
-            flush=True,
-        )
-        return [_venv_tool("supervisord"), *([] if has_config else ["-c", str(SUPERVISOR_CONF)]), *args]
-    raise EnvFileError(f"unknown command {command[:40]!r} (manage, supervisord, supervisorctl, check-ports)")
-
-
-def _write(command: str, args: Sequence[str]) -> int:
-    if command == "write-local" and len(args) == 1:
-        path = Path(args[0])
-        env = local_environment(os.environ, Path(os.environ.get("DATA_DIR") or path.parent))
-        header = "The environment `make run` started the services with; `make manage` runs manage.py with it.\n"
-        header += "Written at every `make run`: change the configuration where you start it, not here."
-        write_env_file(path, env, header)
-        return 0
-    if command == "write-demo" and len(args) == 3 and args[1].isdigit():
-        path = Path(args[0])
-        env = demo_environment(os.environ, path.parent, int(args[1]), args[2])
-        header = "The environment of `make demo`, in its own data folder; `make manage DEMO=1` uses it.\n"
-        header += "`make demo-clean` removes this folder."
-        write_env_file(path, env, header)
-        (path.parent / DEMO_MARKER).write_text("This folder holds `make demo` data; `make demo-clean` removes it.\n")
-        return 0
-    raise EnvFileError(f"usage: scripts/iseif {command} FILE" + (" PORT REDIS_URL" if command == "write-demo" else ""))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        env_file = default_env_file(os.environ)
-        if args[:1] in (["-e"], ["--env-file"]):
-            if len(args) < 2:
-                raise EnvFileError("-e needs a file")
-            env_file, args = Path(args[1]), args[2:]
-        if not args or args[0] in ("-h", "--help", "help"):
-            sys.stdout.write(USAGE)
-            return 0 if args else 2
-        command, rest = args[0], args[1:]
-        if command.startswith("write-"):
-            return _write(command, rest)
-        env = service_environment(os.environ, read_env_file(env_file))
-        if command == "check-ports":
-            problems = port_problems(env)
-            for problem in problems:
-                sys.stderr.write(f"iseif: error: {problem}\n")
-            return 1 if problems else 0
-        command_line = _command_line(command, rest, env)
-    except EnvFileError as exc:
-        sys.stderr.write(f"iseif: error: {exc}\n")
-        return 2
-    os.execve(command_line[0], command_line, env)  # noqa: S606 - our own tools by absolute path, no shell
-    return 0  # not reached
-
-
-if __name__ == "__main__":
-    sys.exit(main())

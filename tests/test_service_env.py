@@ -1,4 +1,5 @@
-"""iseif/service_env.py and scripts/iseif: the install's environment file, and the command that runs with it."""
+"""The install's environment file (iseif/service_env.py), its ports (iseif/ports.py) and scripts/iseif
+(iseif/launcher.py), which runs every command with it."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from iseif.ports import parse_bind, port_problems
 from iseif.service_env import (
     EnvFileError,
     configuration_names,
     demo_environment,
     format_env_file,
     local_environment,
-    parse_bind,
     parse_env_file,
-    port_problems,
     service_environment,
 )
 from tests.fixtures.core import REPO_ROOT
