@@ -1,5 +1,5 @@
 """`make run`, `make manage`, `make demo` and `make demo-clean`, run as a user types them, from a shell that holds
-nothing of the tests' settings. Each gets its own data folder, port and Redis database.
+nothing of the tests' settings (each with its own data folder, port and Redis database); and the demo's commands.
 
 `-o .venv/.installed` tells make not to rebuild the virtualenv the suite is running in, whatever the timestamps
 of the requirements files say; everything after that step is what a user gets.
@@ -7,6 +7,7 @@ of the requirements files say; everything after that step is what a user gets.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -17,7 +18,10 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.core.management import CommandError, call_command
 
+from loggerapp.demo import DEMO_NOTES, demo_cloud_id, demo_email
+from loggerapp.models import Household, HouseholdStats
 from tests.fixtures.core import REPO_ROOT, redis_url
 from tests.fixtures.s3 import free_ports
 
@@ -190,11 +194,29 @@ def test_demo_clean_removes_only_a_folder_the_demo_marked(tmp_path):
 
 
 @pytest.mark.django_db
-def test_demo_setup_refuses_a_real_install(tmp_path):
-    from django.core.management import CommandError, call_command
-
+def test_demo_setup_refuses_a_real_install():
     with pytest.raises(CommandError, match="demo_setup runs only in the demo's own data folder"):
         call_command("demo_setup", "--households", "3")
-    from loggerapp.models import Household
-
     assert not Household.objects.exists()
+
+
+@pytest.mark.django_db
+def test_remove_demo_households_deletes_what_an_older_demo_left_and_nothing_else(make_household, log_root):
+    for number in range(3):
+        make_household(demo_cloud_id(number), user_email=demo_email(demo_cloud_id(number)), notes=DEMO_NOTES)
+    make_household("dd0003", user_email="someone@example.org", notes=DEMO_NOTES)  # a real EAGLE named dd...
+    make_household("dd0004", user_email=demo_email("dd0004"), notes="our own notes")
+    make_household("002506")
+    (log_root / "2026-01-01-00").mkdir()
+    (log_root / "2026-01-01-00" / "iseif-rainforest-dd0001-2026-01-01-00.jl").write_text("{}\n")
+
+    listed = io.StringIO()
+    call_command("remove_demo_households", "--dry-run", stdout=listed)
+    assert listed.getvalue() == "Would delete 3 demo household(s): dd0000, dd0001, dd0002.\n"
+    assert Household.objects.count() == 6
+
+    removed = io.StringIO()
+    call_command("remove_demo_households", stdout=removed)
+    assert removed.getvalue().startswith("Deleted 3 demo household(s): dd0000, dd0001, dd0002.\n1 hour file(s)")
+    assert sorted(Household.objects.values_list("cloud_id", flat=True)) == ["002506", "dd0003", "dd0004"]
+    assert not HouseholdStats.objects.filter(household__cloud_id__in=["dd0000", "dd0001", "dd0002"]).exists()
