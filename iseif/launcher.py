@@ -8,9 +8,11 @@ supervisord and manage.py get signals and exit statuses directly.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from iseif.service_env import (
 )
 
 SUPERVISOR_CONF = REPO_ROOT / "deploy" / "supervisord.conf"
+UNIX_SOCKET_MAX_BYTES = 100  # Linux allows 107 bytes in a socket's path (macOS 103); keep a margin
 
 USAGE = """usage: scripts/iseif [-e ENV_FILE] COMMAND [ARGS...]
 
@@ -49,6 +52,25 @@ def default_env_file(environ: Mapping[str, str]) -> Path:
     if environ.get("ISEIF_ENV_FILE"):
         return Path(environ["ISEIF_ENV_FILE"])
     return Path(environ.get("DATA_DIR") or REPO_ROOT / "data") / ENV_FILE_NAME
+
+
+def supervisor_socket(log_root: Path) -> Path:
+    """Where supervisord listens for supervisorctl: beside its logs, unless that path is too long for a unix
+    socket (supervisord then refuses to start). A deep install folder then gets a socket named after its LOG_ROOT
+    in a folder of this user's own (mode 0700) in the system's temporary folder, the same for every command."""
+    beside_logs = log_root / "supervisor" / "supervisor.sock"
+    if len(os.fsencode(beside_logs)) <= UNIX_SOCKET_MAX_BYTES:
+        return beside_logs
+    private = Path(tempfile.gettempdir()) / f"iseif-{os.getuid()}"
+    private.mkdir(mode=0o700, exist_ok=True)
+    owner = private.stat()
+    if owner.st_uid != os.getuid() or owner.st_mode & 0o077:
+        raise EnvFileError(f"{private} must belong to this user with mode 0700 (it holds supervisord's socket)")
+    digest = hashlib.sha256(os.fsencode(log_root.resolve())).hexdigest()[:16]
+    socket = private / f"{digest}.sock"
+    if len(os.fsencode(socket)) > UNIX_SOCKET_MAX_BYTES:
+        raise EnvFileError("no short enough place for supervisord's socket: set TMPDIR to a short folder")
+    return socket
 
 
 def _venv_tool(name: str) -> str:
@@ -115,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for problem in problems:
                 sys.stderr.write(f"iseif: error: {problem}\n")
             return 1 if problems else 0
+        if command.startswith("supervisor"):
+            env["SUPERVISOR_SOCKET"] = str(supervisor_socket(Path(env["LOG_ROOT"])))
         command_line = _command_line(command, rest, env)
     except EnvFileError as exc:
         sys.stderr.write(f"iseif: error: {exc}\n")

@@ -27,14 +27,15 @@ ENV_FILE_NAME = "service.env"
 DEMO_MARKER = ".iseif-demo"  # in a demo's data folder: `make demo-clean` removes only folders that carry it
 DEFAULT_WEB_BIND = "127.0.0.1:8000"  # gunicorn's, in deploy/gunicorn.conf.py
 
-# Read by manage.py and the demo's supervisor file rather than by iseif/settings.py.
-_EXTRA_NAMES = {"DJANGO_SETTINGS_MODULE", "SIMULATOR_PORT"}
+# Read by manage.py and the supervisor files rather than by iseif/settings.py.
+_EXTRA_NAMES = {"DJANGO_SETTINGS_MODULE", "SIMULATOR_PORT", "SUPERVISOR_SOCKET"}
 # One-off inputs of a command (ensure_admin's first user), not configuration of the service: they pass from the
 # caller's shell to the command and are never written to the file, so no admin password lands on disk.
 _COMMAND_INPUTS = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
-# Never recorded: manage.py and the WSGI module choose the settings module themselves, and a test run's
-# DJANGO_SETTINGS_MODULE=tests.settings in the shell that starts `make run` must not reach the services.
-_NEVER_RECORDED = {"DJANGO_SETTINGS_MODULE", "SERVICE_LOG"}
+# Never recorded: manage.py and the WSGI module choose the settings module themselves (a test run's
+# DJANGO_SETTINGS_MODULE=tests.settings in the shell that starts `make run` must not reach the services), and the
+# supervisor socket and SERVICE_LOG are set anew by scripts/iseif and gunicorn's config at every start.
+_NEVER_RECORDED = {"DJANGO_SETTINGS_MODULE", "SERVICE_LOG", "SUPERVISOR_SOCKET"}
 # What the demo takes from the shell: how it is served, never where data lives or goes.
 _DEMO_PASSTHROUGH = ("WEB_BIND", "WEB_WORKERS", "WEB_THREADS", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LOG_LEVEL")
 

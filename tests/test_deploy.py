@@ -33,6 +33,7 @@ INSTALL_REDIS_DB = 12  # the install test's own database on the tests' Redis ser
 @pytest.fixture
 def supervisor_env(monkeypatch, tmp_path):
     monkeypatch.setenv("LOG_ROOT", str(tmp_path))
+    monkeypatch.setenv("SUPERVISOR_SOCKET", str(tmp_path / "supervisor" / "supervisor.sock"))
     monkeypatch.setenv("SIMULATOR_PORT", "8650")
     (tmp_path / "supervisor").mkdir()  # supervisord refuses a log folder that is missing; scripts/iseif creates it
 
@@ -61,11 +62,12 @@ def test_the_demo_file_adds_the_simulator_on_its_port(supervisor_env):
     assert simulator.command.endswith("eagle_simulator --from-db --port 8650")
 
 
-def test_the_production_file_needs_no_variable_but_log_root(monkeypatch, tmp_path):
-    """It needed SIMULATOR_AUTOSTART, documented as optional; scripts/iseif always spells out LOG_ROOT."""
+def test_the_production_file_needs_no_variable_but_the_two_scripts_iseif_sets(monkeypatch, tmp_path):
+    """It needed SIMULATOR_AUTOSTART, documented as optional; scripts/iseif spells out LOG_ROOT and the socket."""
     for name in [name for name in os.environ if name not in ("PATH", "HOME")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("LOG_ROOT", str(tmp_path))
+    monkeypatch.setenv("SUPERVISOR_SOCKET", str(tmp_path / "supervisor.sock"))
     (tmp_path / "supervisor").mkdir()
     assert set(_supervisor_programs()) == PROGRAMS
 
@@ -143,13 +145,15 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
     folder, PostgreSQL database, Redis database and port. Only the clone is skipped (this checkout is the clone)
     and the example values are pointed at the test's; then the programs must be RUNNING, and stop cleanly."""
     (web_port,) = free_ports(1)
+    # A deep folder, as installs (and CI's temporary folders) have: supervisord's socket path must still fit.
+    data = tmp_path / ("deep-install-folder-" * 4) / "data"
     steps = _readme_install_steps()
     assert steps[0].startswith("git clone ") and steps[0].endswith("&& cd /srv/iseif")
     assert steps[-1] == "scripts/iseif supervisorctl status"
     script = "\n".join(steps[1:-1])
     for example, ours in {
         "/etc/iseif": str(tmp_path / "etc"),
-        "/srv/iseif-data": str(tmp_path / "data"),
+        "/srv/iseif-data": str(data),
         "postgres://iseif@127.0.0.1:5432/iseif": install_database,
         "redis://127.0.0.1:6379/0": install_redis,
         "127.0.0.1:8000": f"127.0.0.1:{web_port}",
@@ -161,7 +165,7 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
     env_file = tmp_path / "etc" / "iseif.env"
     ctl = [str(REPO_ROOT / "scripts" / "iseif"), "supervisorctl"]
     ctl_env = {**shell, "ISEIF_ENV_FILE": str(env_file)}
-    pid_file = tmp_path / "data" / "logs" / "supervisor" / "supervisord.pid"
+    pid_file = data / "logs" / "supervisor" / "supervisord.pid"
     try:
         installed = subprocess.run(
             ["bash", "-e", "-c", script],
@@ -175,7 +179,7 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
         assert installed.returncode == 0, installed.stdout + installed.stderr
         assert "Traceback" not in installed.stderr
         assert re.search(r"Created admin user 'admin' with password \S+", installed.stdout)
-        assert (tmp_path / "data" / "static" / "admin" / "css" / "base.css").is_file()  # collectstatic's STATIC_ROOT
+        assert (data / "static" / "admin" / "css" / "base.css").is_file()  # collectstatic's STATIC_ROOT
         assert oct(env_file.stat().st_mode & 0o777) == "0o600"
 
         def all_running():  # the README's last line, until every program is up
@@ -202,7 +206,7 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
         if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
             pytest.fail("supervisord did not exit within 120 s of `supervisorctl shutdown`")
-    log = (tmp_path / "data" / "logs" / "supervisor" / "supervisord.log").read_text()
+    log = (data / "logs" / "supervisor" / "supervisord.log").read_text()
     # The pinger must drain and exit 0; an RQ process stopped before it installed its handlers dies of SIGTERM,
     # which is a clean stop too. Nothing may need SIGKILL.
     assert "stopped: pinger (exit status 0)" in log, log

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from iseif.launcher import UNIX_SOCKET_MAX_BYTES, supervisor_socket
 from iseif.ports import parse_bind, port_problems
 from iseif.service_env import (
     EnvFileError,
@@ -221,6 +222,24 @@ def test_the_demo_simulator_port_is_checked_too():
 
 
 # --- scripts/iseif -------------------------------------------------------------------------------------------------
+def test_the_supervisor_socket_sits_beside_its_logs_when_the_path_fits():
+    log_root = Path("/srv/iseif-data/logs")
+    assert supervisor_socket(log_root) == log_root / "supervisor" / "supervisor.sock"
+
+
+def test_a_deep_install_gets_a_short_private_socket_path(tmp_path):
+    """supervisord refused to start ("AF_UNIX path too long") when LOG_ROOT was deep, as in CI's folders."""
+    deep = tmp_path / ("x" * 120) / "logs"
+    socket_path = supervisor_socket(deep)
+    assert len(str(socket_path)) <= UNIX_SOCKET_MAX_BYTES
+    assert socket_path == supervisor_socket(deep)  # every command finds the same one
+    assert socket_path != supervisor_socket(tmp_path / ("y" * 120) / "logs")  # another install, another socket
+    assert oct(socket_path.parent.stat().st_mode & 0o777) == "0o700"
+    with socket.socket(socket.AF_UNIX) as server:  # and a server can really listen there
+        server.bind(str(socket_path))
+    socket_path.unlink()
+
+
 def _iseif(*args: str, env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([ISEIF, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
