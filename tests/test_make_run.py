@@ -137,10 +137,10 @@ def test_the_demo_keeps_to_its_own_folder_doctor_knows_its_relay_and_demo_clean_
         stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C reaches the whole foreground group; so does our SIGINT below
     )
-    socket_path = data / "demo" / "logs" / "supervisor" / "supervisor.sock"
+    pid_file = data / "demo" / "logs" / "supervisor" / "supervisord.pid"  # written once supervisord is up
     try:
         deadline = time.monotonic() + 180
-        while not socket_path.exists():
+        while not pid_file.exists():
             assert demo.poll() is None, Path(output.name).read_text()
             assert time.monotonic() < deadline, Path(output.name).read_text()
             time.sleep(0.5)
