@@ -7,6 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     DATA_DIR=/data \
     LOG_ROOT=/data/logs \
+    STATIC_ROOT=/app/static \
     WEB_BIND=0.0.0.0:8000
 
 WORKDIR /app
@@ -14,11 +15,12 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-# Static files are built into the image; a throwaway key is enough for collectstatic, never used at run time.
+# Static files are built into the image at STATIC_ROOT, the folder WhiteNoise serves at run time (the same ENV, so
+# the two cannot differ), outside the /data volume so that a new image's files are never hidden by an old volume.
+# A throwaway key is enough for collectstatic, never used at run time.
 RUN SECRET_KEY=collectstatic-only-not-a-real-key-0000000000000000000 \
     FIELD_ENCRYPTION_KEY=ZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleTEyMzQ= \
-    DATA_DIR=/app/data python manage.py collectstatic --no-input -v 0 \
-    && rm -rf /app/data/db.sqlite3
+    python manage.py collectstatic --no-input -v 0
 
 RUN useradd --system --uid 10001 --home-dir /app iseif \
     && mkdir -p /data/logs \

@@ -21,25 +21,32 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
 DEBUG = env_bool("DEBUG", False)
 
 # --- Secrets ---------------------------------------------------------------------------------------------
+# Both are required unless DEBUG; when they are missing, start-up stops with one message naming every missing one
+# and the ways to give it (manage.py prints it as one line, see manage.py).
 SECRET_KEY = env_secret("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set SECRET_KEY (or SECRET_KEY_FILE) to a long random string; "
-            "`make run` writes one to data/secret_key for a local install."
-        )
-    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on-" + "x" * 20
-SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
-
 # Keys for EAGLE passwords at rest: comma-separated Fernet keys, newest first; older ones still decrypt so that
 # keys can be rotated (`manage.py reencrypt_passwords`). Deliberately separate from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = [key.strip() for key in env_secret("FIELD_ENCRYPTION_KEY").split(",") if key.strip()]
-if not FIELD_ENCRYPTION_KEYS and not DEBUG:
-    raise ImproperlyConfigured(
-        "FIELD_ENCRYPTION_KEY is not set. Generate one with `python -c 'from cryptography.fernet import "
-        "Fernet; print(Fernet.generate_key().decode())'` and set FIELD_ENCRYPTION_KEY (or "
-        "FIELD_ENCRYPTION_KEY_FILE); `make run` writes one to data/field_encryption_key."
+_missing_secrets = [
+    name for name, value in (("SECRET_KEY", SECRET_KEY), ("FIELD_ENCRYPTION_KEY", FIELD_ENCRYPTION_KEYS)) if not value
+]
+if _missing_secrets and not DEBUG:
+    _fernet_hint = (
+        " A new Fernet key: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'."
+        if "FIELD_ENCRYPTION_KEY" in _missing_secrets
+        else ""
     )
+    raise ImproperlyConfigured(
+        f"{' and '.join(_missing_secrets)} {'is' if len(_missing_secrets) == 1 else 'are'} not set: run manage.py "
+        'as `make manage ARGS="..."` (the environment of `make run`) or `scripts/iseif manage ...` (an install\'s '
+        "environment file), or set "
+        + " and ".join(f"{name} (or {name}_FILE, a file holding it)" for name in _missing_secrets)
+        + "."
+        + _fernet_hint
+    )
+if not SECRET_KEY:
+    SECRET_KEY = "insecure-development-key-only-used-with-DEBUG-on-" + "x" * 20
+SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -91,10 +98,19 @@ TEMPLATES = [
 # PostgreSQL through DATABASE_URL in production; an embedded SQLite file when it is unset.
 _database_url = env_str("DATABASE_URL")
 if _database_url:
-    DATABASES = {"default": dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    try:
+        _database = dj_database_url.parse(_database_url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+    except ValueError as exc:  # dj-database-url's ParseError and UnknownSchemeError; never echo the URL (password)
+        raise ImproperlyConfigured(
+            f"DATABASE_URL cannot be read ({type(exc).__name__}); it looks like "
+            "postgres://user:password@host:5432/name (special characters in the password %-encoded)"
+        ) from None
+    DATABASES = {"default": {**_database, "CONN_HEALTH_CHECKS": True}}
 else:
-    DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default must work on a fresh clone
+    try:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default must work on a fresh clone
+    except OSError as exc:
+        raise ImproperlyConfigured(f"DATA_DIR {DATA_DIR} cannot be created ({exc.strerror}); set DATA_DIR") from None
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -124,7 +140,9 @@ USE_TZ = True
 FORMAT_MODULE_PATH = "loggerapp.formats"
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# Where collectstatic writes and WhiteNoise serves from: one setting for both, so that an image that collects at
+# build time serves the same folder at run time (the Docker image sets it outside its /data volume).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "static")))
 
 # --- Redis and RQ ----------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

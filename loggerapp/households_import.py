@@ -13,6 +13,10 @@ Decisions, in order of how often they matter:
 3. ``cloud_id`` must be a JSON string. An integer would already have lost its leading zeros, and guessing
    them back could attach a household's data to another one's id.
 4. Timestamps may be Unix seconds (the old logger's) or ISO 8601 strings; naive ones are taken as UTC.
+5. Lines are decoded one by one (UTF-8; a byte-order mark before the first line is dropped, as spreadsheet
+   programs write one), so a line that is not UTF-8 is one bad line, not the end of the import. Whatever a line
+   holds (nesting deep enough to exhaust the parser, a number too large for the database) is a bad line too.
+   Only a UTF-16 file is refused as a whole: every line of it would fail, for one reason the user can fix at once.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from datetime import UTC, datetime
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import DataError, transaction
 
 from loggerapp.models import Household, HouseholdStats, Protocol
 from loggerapp.validators import is_cloud_id
@@ -44,8 +48,31 @@ _KNOWN_KEYS = {
 }
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+MAX_TOTAL_EVENTS = 2**63 - 1  # total_events_logged is a 64-bit integer column
+
+
 class LineError(ValueError):
     """A line that cannot be imported; the message is safe to print (no password)."""
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported (nothing was written); the message is safe to print."""
+
+
+def decode_line(raw: bytes | str, number: int) -> str:
+    """One line as text: UTF-8, without the byte-order mark some editors put before the first line."""
+    if isinstance(raw, bytes):
+        if number == 1 and raw.startswith(_UTF16_BOMS):
+            raise ImportFileError("the file is UTF-16 text; save it as UTF-8 and import it again")
+        if number == 1:
+            raw = raw.removeprefix(_UTF8_BOM)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LineError(f"not UTF-8 text (byte {exc.start + 1} of the line); save the file as UTF-8") from None
+    return raw.removeprefix("\ufeff") if number == 1 else raw
 
 
 @dataclass
@@ -70,10 +97,31 @@ class ImportReport:
     unchanged: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     lines: int = 0
+    dry_run: bool = False
+    atomic: bool = False
 
     @property
     def failed(self) -> int:
         return len(self.errors)
+
+    @property
+    def written(self) -> bool:
+        return not self.dry_run and not (self.atomic and self.errors)
+
+    def summary(self) -> str:
+        """One line that never says "created" about something that was not written."""
+        lines = f"{self.lines} line{'s' if self.lines != 1 else ''} read"
+        counts = f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged, {self.failed} failed"
+        if self.written:
+            return f"{counts}; {lines}."
+        would = f"would create {self.created}, update {self.updated}, leave {self.unchanged} unchanged"
+        if self.dry_run:
+            return f"Dry run, nothing written: the file {would}; {self.failed} failed; {lines}."
+        good = self.created + self.updated + self.unchanged
+        return (
+            f"Nothing written: {self.failed} failed and --atomic refuses the whole file; the {good} good "
+            f"line{'s' if good != 1 else ''} {would}; {lines}."
+        )
 
 
 def _timestamp(value: object, name: str) -> datetime | None:
@@ -105,6 +153,8 @@ def _text(obj: dict, name: str, *, max_length: int, required: bool = False) -> s
         raise LineError(f"{name} must be a string")
     if len(value) > max_length:
         raise LineError(f"{name} is longer than {max_length} characters")
+    if "\0" in value:  # PostgreSQL text cannot hold it
+        raise LineError(f"{name} holds a NUL character")
     return value
 
 
@@ -114,6 +164,10 @@ def parse_line(text: str) -> ImportRecord:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LineError(f"not valid JSON (column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise LineError("not an import record (nested too deeply)") from None
+    except ValueError:  # an integer with more digits than Python converts (sys.get_int_max_str_digits)
+        raise LineError("not an import record (a number with too many digits)") from None
     if not isinstance(obj, dict):
         raise LineError("not a JSON object")
     unknown = sorted(set(obj) - _KNOWN_KEYS)
@@ -143,6 +197,8 @@ def parse_line(text: str) -> ImportRecord:
     total = obj.get("total_events_logged")
     if total is not None and (isinstance(total, bool) or not isinstance(total, int) or total < 0):
         raise LineError("total_events_logged must be a non-negative integer")
+    if total is not None and total > MAX_TOTAL_EVENTS:
+        raise LineError(f"total_events_logged is larger than {MAX_TOTAL_EVENTS}")
     active = obj.get("active")
     if active is not None and not isinstance(active, bool):
         raise LineError("active must be true or false")
@@ -221,17 +277,19 @@ def import_households(
     atomic: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import households line by line. With ``atomic``, any bad line means nothing is written."""
-    report = ImportReport()
+    """Import households line by line (bytes, decoded here, or text). With ``atomic``, any bad line means nothing
+    is written. Raises ImportFileError, with nothing written, when the file as a whole cannot be read."""
+    report = ImportReport(dry_run=dry_run, atomic=atomic)
     try:
         with transaction.atomic():
-            for number, text in enumerate(lines, start=1):
+            for number, raw in enumerate(lines, start=1):
                 report.lines = number
                 if progress:
                     progress(number)
-                if not text.strip():
-                    continue
                 try:
+                    text = decode_line(raw, number)
+                    if not text.strip():
+                        continue
                     record = parse_line(text)
                     with transaction.atomic():  # a savepoint: a failing row leaves the others intact
                         outcome = _apply(record)
@@ -240,6 +298,9 @@ def import_households(
                     continue
                 except ValidationError as exc:
                     report.errors.append((number, "; ".join(exc.messages)))
+                    continue
+                except DataError as exc:  # a value the checks above missed; the savepoint undid just this line
+                    report.errors.append((number, f"the database refuses a value ({type(exc).__name__})"))
                     continue
                 setattr(report, outcome, getattr(report, outcome) + 1)
             if dry_run or (atomic and report.errors):

@@ -46,10 +46,14 @@ CACHE_PREFIX = "iseif:ops:status-charts:"
 
 
 def silent_q(now: datetime) -> Q:
-    """Households without a successful reading for ALERT_SILENCE_MINUTES; a new household gets that long to be
-    read for the first time. The one definition used by the status page, the alerts and /metrics."""
+    """Households without a successful reading for ALERT_SILENCE_MINUTES. The one definition used by the status
+    page, the alerts and /metrics. A household never polled yet gets that long from its creation to be read for
+    the first time, whatever last_timestamp an import brought along from the old logger (years old, it would
+    otherwise alert at once); after its first poll, its last successful reading counts."""
     cutoff = now - timedelta(minutes=settings.ALERT_SILENCE_MINUTES)
-    return Q(stats__last_timestamp__lt=cutoff) | Q(stats__last_timestamp__isnull=True, created__lt=cutoff)
+    polled = Q(stats__status__in=[status for status in Status.values if status != Status.NEVER_POLLED])
+    not_read_since = Q(stats__last_timestamp__lt=cutoff) | Q(stats__last_timestamp__isnull=True, created__lt=cutoff)
+    return (polled & not_read_since) | (~polled & Q(created__lt=cutoff))
 
 
 def problem_q(now: datetime) -> Q:

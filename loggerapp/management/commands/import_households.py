@@ -7,23 +7,24 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from loggerapp.households_import import import_households
+from loggerapp.households_import import ImportFileError, import_households
 
 
 class Command(BaseCommand):
     help = "Import households (one JSON object a line: cloud_id, user_email, user_pw, ...). '-' reads stdin."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("file", help="path of the JSON-lines file, or - for standard input")
+        parser.add_argument("file", help="path of the JSON-lines file (UTF-8), or - for standard input")
         parser.add_argument("--dry-run", action="store_true", help="validate and report; write nothing")
         parser.add_argument("--atomic", action="store_true", help="refuse the whole file if any line is bad")
 
     def handle(self, *args, file: str, dry_run: bool, atomic: bool, **options) -> None:
+        # Bytes, not text: the import decodes each line itself, so one line that is not UTF-8 is one bad line.
         if file == "-":
-            handle, total = sys.stdin, None
+            handle, total = getattr(sys.stdin, "buffer", sys.stdin), None
         else:
             try:
-                handle = open(file, encoding="utf-8")
+                handle = open(file, "rb")  # closed below, after the import
             except OSError as exc:
                 raise CommandError(f"cannot read {file}: {exc.strerror}") from None
             total = sum(1 for _ in handle)
@@ -40,23 +41,14 @@ class Command(BaseCommand):
 
         try:
             report = import_households(handle, dry_run=dry_run, atomic=atomic, progress=progress)
-        except UnicodeDecodeError as exc:
-            raise CommandError(f"{file} is not UTF-8 text (byte {exc.start})") from None
+        except ImportFileError as exc:
+            raise CommandError(f"{file}: {exc}; nothing was written") from None
         finally:
-            if handle is not sys.stdin:
+            if file != "-":
                 handle.close()
 
         for number, message in report.errors:
             self.stderr.write(f"line {number}: {message}")
-        if dry_run:
-            verb = "would be"
-        elif atomic and report.errors:
-            verb = "were not"
-        else:
-            verb = "were"
-        self.stdout.write(
-            f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
-            f"{report.failed} failed ({verb} written; {report.lines} lines read)."
-        )
+        self.stdout.write(report.summary())
         if report.errors:
             raise CommandError(f"{report.failed} line(s) failed", returncode=1)
