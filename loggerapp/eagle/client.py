@@ -159,15 +159,18 @@ class SyncEagleClient:
     def instantaneous_demand(self, target: EagleTarget, *, deadline: float | None = None) -> Reading:
         """Demand now (signed kW), with the meter's time and the raw fields; Unreachable if not done by
         `deadline` (a `time.monotonic()` instant)."""
-        return self._run(target, "demand", deadline)
+        result: Reading = self._run(target, "demand", deadline)
+        return result
 
     def price(self, target: EagleTarget, *, deadline: float | None = None) -> Price:
         """The current price (None when the device reports none)."""
-        return self._run(target, "price", deadline)
+        result: Price = self._run(target, "price", deadline)
+        return result
 
     def summation(self, target: EagleTarget, *, deadline: float | None = None) -> Summation:
         """Cumulative kWh delivered and received."""
-        return self._run(target, "summation", deadline)
+        result: Summation = self._run(target, "summation", deadline)
+        return result
 
     def close(self) -> None:
         self._transport.close()
@@ -229,13 +232,16 @@ class AsyncEagleClient:
 
     async def instantaneous_demand(self, target: EagleTarget) -> Reading:
         """Demand now (signed kW), with the meter's time and the raw fields."""
-        return await self._run(target, "demand")
+        result: Reading = await self._run(target, "demand")
+        return result
 
     async def price(self, target: EagleTarget) -> Price:
-        return await self._run(target, "price")
+        result: Price = await self._run(target, "price")
+        return result
 
     async def summation(self, target: EagleTarget) -> Summation:
-        return await self._run(target, "summation")
+        result: Summation = await self._run(target, "summation")
+        return result
 
     async def close(self) -> None:
         await self._transport.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import Any
 from xml.etree.ElementTree import Element, ParseError
 
@@ -76,6 +77,7 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
     stack = [(document, 1)]
     while stack:
         value, depth = stack.pop()
+        children: Iterable[Any]
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):

@@ -12,6 +12,7 @@ longer than shown until it has been scrubbed, so a secret straddling the cut is 
 from __future__ import annotations
 
 import json
+from typing import overload
 from xml.sax.saxutils import escape as _xml_escape
 
 RAW_LIMIT = 500  # characters of a device's answer kept on an error
@@ -45,6 +46,12 @@ def secret_forms(secret: str) -> list[str]:
     return sorted((form for form in forms if len(form) >= MIN_SECRET), key=len, reverse=True)
 
 
+@overload
+def _cut(text: str, limit: int | None, forms: list[str]) -> str: ...
+@overload
+def _cut(text: None, limit: int | None, forms: list[str]) -> None: ...
+@overload
+def _cut(text: str | None, limit: int | None, forms: list[str]) -> str | None: ...
 def _cut(text: str | None, limit: int | None, forms: list[str]) -> str | None:
     """`text` cut at `limit`; a cut landing inside an echoed secret blanks the part that would still show."""
     if text is None or limit is None or len(text) <= limit:
