@@ -5,7 +5,7 @@
    six decimals when the time has a fraction, none when it is a whole second); numbers are Python's shortest
    exact form (``1.234``); booleans ``true``/``false``.
 2. **JSON lines** (``jsonl``, the API's ``ndjson``): one object per row with every column in order, the same
-   text for times, JSON numbers, booleans and null.
+   text for times, JSON numbers (shortest exact form), booleans and null; compact, UTF-8 (orjson).
 3. **Parquet** (pyarrow): typed columns (timestamp[us, UTC], float64, bool, string), each column's meaning in
    its field metadata, zstd compression, a row group written every ``ROW_GROUP_ROWS`` rows. pyarrow writes into
    a sink that this writer drains, so Parquet streams like the others (a file, stdout, an HTTP response).
@@ -17,39 +17,69 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
+
+import orjson
 
 from loggerapp.export.columns import COLUMN_NAMES, COLUMNS, Row, micros
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ROW_GROUP_ROWS = 50_000  # about three days of one household at six seconds
-_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode
+_NEWLINE = orjson.OPT_APPEND_NEWLINE
+
+
+_HOUR_TEXTS: dict[int, str] = {}
+
+
+def _hour_text(hour: int) -> str:
+    """ "2026-01-05T06:" for an hour since the epoch: formatted once per hour, not once per value."""
+    text = _HOUR_TEXTS.get(hour)
+    if text is None:
+        if len(_HOUR_TEXTS) > 100_000:  # a year and more of distinct hours: start again rather than grow
+            _HOUR_TEXTS.clear()
+        text = _HOUR_TEXTS[hour] = f"{EPOCH + timedelta(hours=hour):%Y-%m-%dT%H:}"
+    return text
+
+
+_MINUTES_SECONDS = tuple(f"{within // 60:02d}:{within % 60:02d}" for within in range(3600))
 
 
 def rfc3339(seconds: float) -> str:
     """A time in Unix seconds as RFC 3339 UTC text, to the microsecond (point 1 of the module docstring)."""
     whole, fraction = divmod(micros(seconds), 1_000_000)
-    text = f"{EPOCH + timedelta(seconds=whole):%Y-%m-%dT%H:%M:%S}"
-    return f"{text}.{fraction:06d}Z" if fraction else f"{text}Z"
+    hour, within = divmod(whole, 3600)
+    if fraction:
+        return f"{_hour_text(hour)}{_MINUTES_SECONDS[within]}.{fraction:06d}Z"
+    return f"{_hour_text(hour)}{_MINUTES_SECONDS[within]}Z"
 
 
-def _texts(row: Row) -> list[Any]:
-    """A row's values with times as RFC 3339 text: what CSV and JSON lines write."""
-    return [
-        rfc3339(value) if column.type == "timestamp" and value is not None else value
-        for column, value in zip(COLUMNS, row, strict=True)
-    ]
+# Which columns need more than their value, found once: a month of one household is 432,000 rows.
+_TIMES = tuple(index for index, column in enumerate(COLUMNS) if column.type == "timestamp")
+_BOOLEANS = tuple(index for index, column in enumerate(COLUMNS) if column.type == "bool")
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value  # csv writes a float as repr(): the shortest exact form
+def json_values(row: Row) -> list[Any]:
+    """A row as JSON lines write it: times as RFC 3339 text, the rest as it is (null stays null)."""
+    values = list(row)
+    for index in _TIMES:
+        if values[index] is not None:
+            values[index] = rfc3339(values[index])
+    return values
+
+
+def csv_values(row: Row) -> list[Any]:
+    """A row as CSV writes it: empty for null, times as text, true/false; csv writes a float as repr(), the
+    shortest exact form (point 1 of the module docstring)."""
+    values = ["" if value is None else value for value in row]
+    for index in _TIMES:
+        if row[index] is not None:
+            values[index] = rfc3339(row[index])
+    for index in _BOOLEANS:
+        if row[index] is not None:
+            values[index] = "true" if row[index] else "false"
+    return values
 
 
 class RowWriter(Protocol):
@@ -86,7 +116,7 @@ class CsvWriter:
         return self._take()
 
     def rows(self, rows: Sequence[Row]) -> bytes:
-        self._csv.writerows([_csv_cell(value) for value in _texts(row)] for row in rows)
+        self._csv.writerows(csv_values(row) for row in rows)
         return self._take()
 
     def finish(self) -> bytes:
@@ -102,7 +132,10 @@ class JsonLinesWriter:
         return b""
 
     def rows(self, rows: Sequence[Row]) -> bytes:
-        return "".join(_JSON(dict(zip(COLUMN_NAMES, _texts(row), strict=True))) + "\n" for row in rows).encode()
+        # orjson: compact, UTF-8, a float's shortest exact form; rows never hold NaN (columns.finite_number).
+        return b"".join(
+            orjson.dumps(dict(zip(COLUMN_NAMES, json_values(row), strict=True)), option=_NEWLINE) for row in rows
+        )
 
     def finish(self) -> bytes:
         return b""
