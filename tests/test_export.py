@@ -42,14 +42,20 @@ def parse_lines(content: bytes) -> list[dict]:
 
 
 @pytest.fixture
-def study(s3_archive, make_household, log_root, write_hour_file, settings):
-    """Two households of cohort A (and one other), their hours uploaded by the real upload, later hours still on
-    disk, and for one hour a file left on disk beside its archived object (a late writer: old and new lines)."""
-    settings.ROTATION_GRACE_SECONDS = 0
+def households(s3_archive, make_household, log_root, settings):
+    """Two households of cohort A (one withdrawn) and one other, an empty bucket and an empty LOG_ROOT."""
     settings.ARCHIVE_PREFIX = "rainforest-logs"
     make_household("002506", label="Cohort A")
     make_household("00ab12", label="cohort a", active=False)  # withdrawn: still exported
     make_household("00ff00", label="other")
+    return {"archive": s3_archive, "log_root": log_root, "expected": []}
+
+
+@pytest.fixture
+def study(households, write_hour_file, settings):
+    """The households' hours uploaded by the real upload, later hours still on disk, and for one hour a file left
+    on disk beside its archived object (a late writer: old and new lines)."""
+    settings.ROTATION_GRACE_SECONDS = 0
     written: dict[str, list[dict]] = {"002506": [], "00ab12": [], "00ff00": []}
     for hour in HOURS + LOCAL_HOURS:
         for cloud_id, lines in (("002506", 600), ("00ab12", 300), ("00ff00", 10)):
@@ -65,7 +71,7 @@ def study(s3_archive, make_household, log_root, write_hour_file, settings):
     for cloud_id in ("002506", "00ab12"):
         polls = sorted(written[cloud_id], key=lambda record: record["poll_time"])
         expected += [(cloud_id, record) for record in polls if T0 <= record["poll_time"] < T1]
-    return {"archive": s3_archive, "log_root": log_root, "expected": expected}
+    return {**households, "expected": expected}
 
 
 def run_export(study, *args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -81,14 +87,24 @@ def rows_of(data: bytes, fmt: str) -> list[dict]:
     return pq.read_table(io.BytesIO(data)).to_pylist()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_archived_and_local_hours_come_back_every_line_once_in_order(study, tmp_path, fmt):
+@pytest.mark.parametrize(
+    ("fmt", "how"),
+    [("csv", "subprocess, to a file"), ("jsonl", "in this process, to a file"), ("parquet", "subprocess, to stdout")],
+)
+def test_archived_and_local_hours_come_back_every_line_once_in_order(study, tmp_path, fmt, how):
     output = tmp_path / f"cohort-a.{fmt}"
-    done = run_export(study, "--label", "COHORT A", "--start", START, "--end", END, "--format", fmt, "-o", str(output))
-    assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout == b""  # the data went to the file; the summary to stderr
+    args = ["--label", "COHORT A", "--start", START, "--end", END, "--format", fmt]
     expected = study["expected"]
-    assert f"exported {len(expected):,} rows of 2 household(s)" in done.stderr.decode()
+    if how.startswith("subprocess"):
+        done = run_export(study, *args, *(["-o", str(output)] if how.endswith("file") else []))
+        assert done.returncode == 0, done.stderr.decode()
+        if how.endswith("stdout"):
+            output.write_bytes(done.stdout)  # Parquet through a pipe: binary-safe
+        else:
+            assert done.stdout == b""  # the data went to the file; the summary to stderr
+        assert f"exported {len(expected):,} rows of 2 household(s)" in done.stderr.decode()
+    else:
+        call_command("export_readings", *args, "-o", str(output), stderr=io.StringIO())
     rows = rows_of(output.read_bytes(), fmt)
     # 002506: half of 23:00, three whole hours (one with 3 late lines), half of 01:00; 00ab12 writes 30 minutes an
     # hour, so none of its first hour's polls fall in the span, and all of the last hour's do.
@@ -108,9 +124,9 @@ def test_archived_and_local_hours_come_back_every_line_once_in_order(study, tmp_
 
 
 def test_stdout_and_file_hold_the_same_bytes_and_a_pipe_gets_no_progress_line(study, tmp_path):
-    to_file = run_export(study, "002506", "--start", START, "--end", END, "-o", str(tmp_path / "x.csv"))
+    call_command("export_readings", "002506", "--start", START, "--end", END, "-o", str(tmp_path / "x.csv"))
     to_stdout = run_export(study, "002506", "--start", START, "--end", END)
-    assert to_file.returncode == to_stdout.returncode == 0
+    assert to_stdout.returncode == 0
     assert to_stdout.stdout == (tmp_path / "x.csv").read_bytes()
     assert b"\r" not in to_stdout.stderr and to_stdout.stderr.count(b"\n") == 1  # the summary line only
 
@@ -149,9 +165,9 @@ def test_a_terminal_gets_a_progress_line_on_stderr(study, tmp_path):
     assert data.startswith(b"cloud_id,poll_time,") and b"\r" not in data
 
 
-def test_parquet_is_not_written_to_a_terminal(study, tmp_path):
+def test_parquet_is_not_written_to_a_terminal(households, tmp_path):
     args = ["002506", "--start", START, "--end", END, "--format", "parquet"]
-    status, err, terminal = run_on_terminal(study, args, "stdout", tmp_path)
+    status, err, terminal = run_on_terminal(households, args, "stdout", tmp_path)
     assert status == 1 and terminal == b""
     assert err.decode().strip().splitlines() == [
         "CommandError: Parquet is binary: not written to a terminal; use --output FILE or redirect stdout"
@@ -170,17 +186,19 @@ def test_parquet_is_not_written_to_a_terminal(study, tmp_path):
         (["002506", "--start", "2025-01-01", "--end", "2026-01-02T00:00:01"], "at most 366 days"),
     ],
 )
-def test_bad_requests_are_one_clear_error(study, args, says, tmp_path):
+@pytest.mark.django_db  # in this process: no need to commit
+def test_bad_requests_are_one_clear_error(make_household, args, says, tmp_path):
+    make_household("002506", label="Cohort A")
     output = tmp_path / "never.csv"
     with pytest.raises(CommandError, match=says):
         call_command("export_readings", *args, "--output", str(output), stdout=io.BytesIO())
     assert not output.exists()
 
 
-def test_a_bad_request_exits_1_with_one_line_and_writes_nothing(study, tmp_path):
+def test_a_bad_request_exits_1_with_one_line_and_writes_nothing(households, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
-    done = run_export(study, "002506", "--start", "2026-01-01", "--end", "2026-01-01", "-o", str(folder / "x"))
+    done = run_export(households, "002506", "--start", "2026-01-01", "--end", "2026-01-01", "-o", str(folder / "x"))
     assert done.returncode == 1 and done.stdout == b""
     assert done.stderr.decode().strip().splitlines() == [
         "CommandError: end (2026-01-01 00:00:00) must be after start (2026-01-01 00:00:00), UTC."
@@ -188,12 +206,12 @@ def test_a_bad_request_exits_1_with_one_line_and_writes_nothing(study, tmp_path)
     assert list(folder.iterdir()) == []
 
 
-def test_an_unreachable_archive_leaves_no_output_file(study, tmp_path):
+def test_an_unreachable_archive_leaves_no_output_file(households, tmp_path):
     folder = tmp_path / "out"
     folder.mkdir()
     output = folder / "x.csv"
     env = subprocess_env(
-        LOG_ROOT=str(study["log_root"]), **study["archive"].env(AWS_SECRET_ACCESS_KEY="not-the-secret")
+        LOG_ROOT=str(households["log_root"]), **households["archive"].env(AWS_SECRET_ACCESS_KEY="not-the-secret")
     )
     done = subprocess.run(
         manage_command("export_readings", "002506", "--start", START, "--end", END, "-o", str(output)),
@@ -226,8 +244,17 @@ def test_the_local_file_of_the_current_hour_is_read_as_it_is_written(study, tmp_
     path = hour_file_path(study["log_root"], "002506", LOCAL_HOURS[1])
     with open(path, "ab") as handle:
         handle.write(b'{"cloud_id":"002506","poll_time":')  # a poll being written right now
-    output = tmp_path / "x.csv"
-    done = run_export(study, "002506", "--start", "2026-02-01T01:00", "--end", "2026-02-01T02:00", "-o", str(output))
-    assert done.returncode == 0
-    assert "1 lines that are not polls left out" in done.stderr.decode()
+    output, summary = tmp_path / "x.csv", io.StringIO()
+    call_command(
+        "export_readings",
+        "002506",
+        "--start",
+        "2026-02-01T01:00",
+        "--end",
+        "2026-02-01T02",
+        "-o",
+        str(output),
+        stderr=summary,
+    )
+    assert "1 lines that are not polls left out" in summary.getvalue()
     assert len(output.read_bytes().splitlines()) == 1 + 600
