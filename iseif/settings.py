@@ -161,6 +161,8 @@ ARCHIVE_ROOT = Path(env_str("ARCHIVE_ROOT", str(DATA_DIR / "archive")))
 ARCHIVE_PREFIX = env_str("ARCHIVE_PREFIX", "rainforest-logs").strip("/")
 ARCHIVE_GZIP = env_bool("ARCHIVE_GZIP", False)
 ARCHIVE_CONCURRENCY = env_int("ARCHIVE_CONCURRENCY", 16)
+# Archived hour files read back at once, per process (the export, the API's readings, the admin; see below).
+EXPORT_CONCURRENCY = env_int("EXPORT_CONCURRENCY", 16)
 ROTATION_GRACE_SECONDS = env_int("ROTATION_GRACE_SECONDS", 120)
 
 if AWS_STORAGE_BUCKET_NAME:
@@ -187,7 +189,7 @@ if AWS_STORAGE_BUCKET_NAME:
             connect_timeout=env_float("AWS_S3_CONNECT_TIMEOUT", 5.0),
             read_timeout=env_float("AWS_S3_READ_TIMEOUT", 30.0),
             retries={"max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3), "mode": "standard"},
-            max_pool_connections=max(10, ARCHIVE_CONCURRENCY),
+            max_pool_connections=max(10, ARCHIVE_CONCURRENCY, EXPORT_CONCURRENCY),
         ),
     }
     _archive_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _archive_options}
@@ -248,6 +250,23 @@ API_LIVE_READS_PER_MINUTE = env_int("API_LIVE_READS_PER_MINUTE", 60)
 API_REDIS_PREFIX = env_str("API_REDIS_PREFIX", "iseif:api:")
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500)
+
+# --- Export of readings (loggerapp/export, loggerapp/hourfiles/span.py) -----------------------------------------
+# Archived hour files are fetched EXPORT_CONCURRENCY at a time on one pool per process (the export command, the API,
+# the admin's download and day chart share it). EXPORT_MAX_DAYS bounds the command's range; EXPORT_WEB_MAX_DAYS
+# the API's and the admin download's (a web request holds a worker thread while it streams), and
+# EXPORT_WEB_MAX_HOUSEHOLDS the households of one admin download.
+EXPORT_MAX_DAYS = env_int("EXPORT_MAX_DAYS", 366)
+EXPORT_WEB_MAX_DAYS = env_int("EXPORT_WEB_MAX_DAYS", 31)
+EXPORT_WEB_MAX_HOUSEHOLDS = env_int("EXPORT_WEB_MAX_HOUSEHOLDS", 50)
+for _name, _value in {
+    "EXPORT_CONCURRENCY": EXPORT_CONCURRENCY,
+    "EXPORT_MAX_DAYS": EXPORT_MAX_DAYS,
+    "EXPORT_WEB_MAX_DAYS": EXPORT_WEB_MAX_DAYS,
+    "EXPORT_WEB_MAX_HOUSEHOLDS": EXPORT_WEB_MAX_HOUSEHOLDS,
+}.items():
+    if _value < 1:
+        raise ImproperlyConfigured(f"{_name} must be at least 1, not {_value}")
 
 # --- Operations: health, metrics, status page, alerts, doctor (loggerapp/ops) ----------------------------
 # Alerts (manage.py check_alerts, or the RQ cron job in loggerapp/ops/cron.py): a household is silent after

@@ -242,7 +242,12 @@ def test_test_connection_now_ends_at_the_deadline(staff_client, make_household, 
     shown, _page, elapsed = _test_connection(staff_client, [fast, stuck])
     assert elapsed < 2.5, f"{elapsed:.1f} s"
     assert ": ok, " in shown["00f001"]
-    assert shown["00f002"] == "00f002: unreachable: No answer within 1 s."
+    # Ended by the live read's own bound (the budget left when the action started: 1 s, or 0.9 s when the test
+    # client was slow to get there) or by the transport at the same deadline.
+    assert re.fullmatch(
+        r"00f002: unreachable: (No answer within (1|0\.\d) s\.|no complete answer from \S+ by the deadline .*)",
+        shown["00f002"],
+    ), shown["00f002"]
 
 
 def test_messages_keep_the_cloud_id_as_written(staff_client, make_household, slow_relay):

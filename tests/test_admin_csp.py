@@ -4,6 +4,7 @@ page, and headless Chromium signing in and using the admin and the status page u
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 
 import pytest
 
@@ -11,6 +12,10 @@ from loggerapp.models import HouseholdStats, Status
 from tests.fixtures.polls import write_polls
 
 pytestmark = pytest.mark.django_db
+
+
+def next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def policy(response) -> dict[str, list[str]]:
@@ -93,7 +98,7 @@ def csp_house(make_household, log_root, eagle_simulator, settings):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("api_redis")
 def test_the_admin_and_the_status_page_work_under_the_policy(
-    staff_user, csp_house, live_server, live_server_connections_closed, browser_page, artifacts_dir
+    staff_user, csp_house, folder_archive, live_server, live_server_connections_closed, browser_page, artifacts_dir
 ):
     household = csp_house
     page = browser_page
@@ -139,6 +144,28 @@ def test_the_admin_and_the_status_page_work_under_the_policy(
     assert chart and chart["width"] >= 700
     assert page.locator("svg.hour-strip rect").count() == 48
     page.screenshot(path=str(artifacts_dir / "household-admin.png"), full_page=True)
+    # A chosen day's chart: the day picker's GET form sits outside the change form (forms cannot nest).
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    page.fill("#demand-day-input", today)
+    page.click("button[form=demand-day]")
+    page.wait_for_url(f"**/change/?day={today}")
+    assert page.locator(".demand-section h2").inner_text().endswith(f"on {today}")
+    assert page.locator("svg.demand-chart path").count() >= 1
+    page.screenshot(path=str(artifacts_dir / "household-day-chart.png"), full_page=True)
+    assert violations() == []
+    # Download readings: the action's form, then the file.
+    page.goto(f"{live_server.url}/admin/loggerapp/household/")
+    page.check("input.action-select")
+    page.select_option("select[name=action]", "download_readings")
+    page.click("button[name=index]")
+    page.fill("#id_first_day", today)
+    page.fill("#id_last_day", today)
+    page.screenshot(path=str(artifacts_dir / "download-readings.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("input[name=download]")
+    assert download.value.suggested_filename == f"readings-00c5b0-{today}_{next_day(today)}.csv"
+    assert open(download.value.path(), "rb").read().startswith(b"cloud_id,poll_time,meter_time,demand_kw,ok,")
+    assert violations() == []
     # The ledger list has no actions, so Django adds its own inline <style>, allowed by the nonce.
     page.goto(f"{live_server.url}/admin/loggerapp/hourfile/")
     # An API token: the add form and the page showing the raw token once.

@@ -23,6 +23,7 @@ from loggerapp.hourfiles.lines import (
     parse_poll,
     parse_polls,
     parse_record,
+    poll_from_record,
     success_fields,
     success_line,
 )
@@ -171,6 +172,32 @@ def test_json_extremes_are_not_numbers():
     assert finite_number(False) is None
     assert finite_number("1") is None
     assert finite_number(3) == 3.0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"poll_time": 1.5, "demand_kw": NaN, "ok": true}',  # json reads NaN; orjson refuses it
+        b'{"poll_time": 1.5, "error": "\\ud800 alone"}',  # a lone surrogate
+        b'{"poll_time": 1e400, "ok": true}',
+        b'{"poll_time": 1.5, "ok": true, "ok": false}',  # a repeated key: the last one wins
+        '{"poll_time": 1.5, "error": "caf\u00e9"}'.encode(),
+        b'{"poll_time": 1767571206.000512, "meter_time": -0.0, "DeviceMacId": 18446744073709551615}',
+    ],
+)
+def test_the_fast_parser_reads_every_line_as_json_would(line):
+    """parse_record tries orjson first and falls back to json: the record is json's, whichever parsed it."""
+    assert repr(parse_record(line)) == repr(json.loads(line))  # repr: NaN == NaN is false
+    assert repr(parse_record(line.decode())) == repr(json.loads(line))
+
+
+def test_an_integer_past_64_bits_is_the_one_difference_and_readers_never_see_it():
+    line = b'{"poll_time": 1767571206000000000000000, "meter_time": 10000000000000000000000, "ok": true}'
+    record = parse_record(line)
+    assert record["poll_time"] == 1.767571206e24 and isinstance(record["poll_time"], float)  # json: an int
+    exact = json.loads(line)
+    assert parse_poll(line) == poll_from_record(exact)  # through finite_number both are the same float
+    assert finite_number(record["meter_time"]) == finite_number(exact["meter_time"])
 
 
 def test_parse_polls_skips_what_is_not_a_poll_and_keeps_file_order():

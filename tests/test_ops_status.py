@@ -133,7 +133,7 @@ def test_household_admin_page_shows_the_chart(staff_client, make_household, log_
     now = time.time()
     write_polls(log_root, "002506", now - 1200, now, demand=lambda t: 2.5)
     page = staff_client.get(f"/admin/loggerapp/household/{household.pk}/change/").content.decode()
-    assert "Demand and uploads, last hours" in page
+    assert "Demand (UTC), last 6 hours" in page and "Uploads, last 2 days" in page
     assert 'class="demand-chart"' in page
     assert staff_client.get("/admin/loggerapp/household/add/").status_code == 200  # no chart for a new one
 

@@ -1,4 +1,5 @@
-"""The household admin: add, edit, search, filter; status first; activate, deactivate, test connection now.
+"""The household admin: add, edit, search, filter; status first; activate, deactivate, test connection now,
+download readings (loggerapp/admin/downloads.py); a demand chart of the last hours or of any chosen day.
 
 The password is write-only: the form never renders it, and a blank field on edit keeps the stored one, except
 when the protocol, address or cloud id change: the model then refuses the edit until the password is entered
@@ -8,18 +9,22 @@ Staff see a failed poll's own text here (the API shows only its kind).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
+from loggerapp.admin.downloads import DownloadReadingsForm, readings_download
 from loggerapp.admin.ledger import HourFileInline, hour_coverage_strip
+from loggerapp.hourfiles.archived import ArchiveReadError
 from loggerapp.live import MAX_CONCURRENT, LiveRead, deadline_in, live_reads
 from loggerapp.models import Household, HouseholdStats, Status
 
@@ -159,8 +164,8 @@ class HouseholdAdmin(admin.ModelAdmin):
     list_filter = [StatusFilter, "protocol", "active"]
     search_fields = ["cloud_id", "user_email", "label"]
     list_select_related = ["stats"]
-    readonly_fields = ["status_summary", "created", "updated", "demand_chart", "hours_complete"]
-    actions = ["activate", "deactivate", "test_connection_now"]
+    readonly_fields = ["status_summary", "created", "updated", "hours_complete"]
+    actions = ["activate", "deactivate", "test_connection_now", "download_readings"]
     list_per_page = 100
 
     def get_fieldsets(self, request, obj=None):
@@ -170,8 +175,8 @@ class HouseholdAdmin(admin.ModelAdmin):
             (None, {"fields": ["cloud_id", "label", "active", "notes"]}),
             ("Connection", {"fields": ["protocol", "user_email", "password", "address", "meter_address"]}),
             ("Record", {"fields": ["created", "updated"]}),
-            *([("Demand and uploads, last hours", {"fields": ["demand_chart", "hours_complete"]})] if obj else []),
-        ]
+            *([("Uploads, last 2 days", {"fields": ["hours_complete"]})] if obj else []),
+        ]  # the demand chart follows the fieldsets (templates/admin/loggerapp/household/change_form.html)
 
     @admin.display(description="status")
     def status_summary(self, household: Household) -> SafeString:
@@ -200,11 +205,13 @@ class HouseholdAdmin(admin.ModelAdmin):
             )
         return format_html('<div class="household-status">{}</div>', mark_safe(" · ".join(parts)))  # noqa: S308
 
-    @admin.display(description="demand (UTC)")
-    def demand_chart(self, household: Household) -> str:
-        from loggerapp.ops.charts import admin_chart_for
-
-        return mark_safe(admin_chart_for(household.cloud_id))  # noqa: S308 (charts.py escapes every text)
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        """The page, with the demand chart of the last hours or of the day chosen with ?day=YYYY-MM-DD."""
+        extra = dict(extra_context or {})
+        household = self.get_object(request, object_id) if request.method == "GET" else None
+        if household is not None:
+            extra.update(demand_chart_context(household, request.GET.get("day", "")))
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description="hours uploaded (last 2 days)")
     def hours_complete(self, household: Household) -> str:
@@ -260,3 +267,69 @@ class HouseholdAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Only the first {MAX_CONCURRENT} selected households were tested.", messages.WARNING
             )
+
+    @admin.action(description="Download readings", permissions=["view"])
+    def download_readings(self, request: HttpRequest, queryset: QuerySet[Household]) -> HttpResponse | None:
+        """A form for the days and the format, then the file (loggerapp/admin/downloads.py)."""
+        limit = settings.EXPORT_WEB_MAX_HOUSEHOLDS
+        households = list(queryset.order_by("cloud_id")[: limit + 1])
+        if len(households) > limit:
+            self.message_user(
+                request,
+                f"At most {limit} households can be downloaded at once; for more use manage.py export_readings.",
+                messages.ERROR,
+            )
+            return None
+        today = datetime.now(UTC).date()
+        form = DownloadReadingsForm(
+            request.POST if "download" in request.POST else None,
+            initial={"first_day": today - timedelta(days=6), "last_day": today, "format": "csv"},
+        )
+        if form.is_valid():
+            cloud_ids = [household.cloud_id for household in households]
+            span, fmt = form.cleaned_data["span"], form.cleaned_data["format"]
+            try:
+                return readings_download(cloud_ids, span, fmt, request.user)
+            except ArchiveReadError as exc:
+                self.message_user(request, f"The archive cannot be read right now: {exc}", messages.ERROR)
+                return None
+        return TemplateResponse(
+            request,
+            "admin/loggerapp/household/download_readings.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Download readings",
+                "opts": self.model._meta,
+                "households": households,
+                "form": form,
+                "max_days": settings.EXPORT_WEB_MAX_DAYS,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+
+def demand_chart_context(household: Household, day_text: str) -> dict:
+    """What the household page's chart section shows: the chosen UTC day, or the last ADMIN_CHART_HOURS hours."""
+    from loggerapp.ops.charts import admin_chart_for, day_chart_for
+
+    today = datetime.now(UTC).date()
+    context: dict = {"demand_today": today.isoformat(), "demand_hours": settings.ADMIN_CHART_HOURS}
+    day: date | None = None
+    if day_text:
+        try:
+            day = date.fromisoformat(day_text.strip()[:10])
+        except ValueError:
+            context["demand_day_error"] = "That is not a date (YYYY-MM-DD); showing the last hours."
+    if day is not None:
+        context.update(
+            demand_chart=mark_safe(day_chart_for(household.cloud_id, day)),  # noqa: S308 (charts.py escapes)
+            demand_day=day.isoformat(),
+            demand_previous=(day - timedelta(days=1)).isoformat(),
+            demand_next=(day + timedelta(days=1)).isoformat() if day < today else None,
+        )
+    else:
+        context.update(
+            demand_chart=mark_safe(admin_chart_for(household.cloud_id)),  # noqa: S308 (charts.py escapes)
+            demand_previous=today.isoformat(),
+        )
+    return context

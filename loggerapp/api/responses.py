@@ -16,6 +16,7 @@ NOT_FOUND = "not_found"
 METHOD_NOT_ALLOWED = "method_not_allowed"
 THROTTLED = "throttled"
 THROTTLE_UNAVAILABLE = "throttle_unavailable"
+ARCHIVE_UNAVAILABLE = "archive_unavailable"
 INTERNAL_ERROR = "internal_error"
 
 # What an API client is told about a failed read (a live read's error, a household's last error): the kind and

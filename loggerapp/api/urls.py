@@ -18,6 +18,7 @@ def _routes(named: bool) -> list:
         re_path(r"^households/?$", views.households, **name("api-households")),
         re_path(rf"^households/{CLOUD_ID}/?$", views.household_detail, **name("api-household")),
         re_path(rf"^households/{CLOUD_ID}/latest/?$", views.household_latest, **name("api-household-latest")),
+        re_path(rf"^households/{CLOUD_ID}/readings/?$", views.household_readings, **name("api-household-readings")),
         re_path(r"^schema/?$", views.schema, **name("api-schema")),
     ]
 

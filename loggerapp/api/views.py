@@ -21,10 +21,12 @@ from django.views.decorators.csrf import csrf_exempt
 from loggerapp.api import responses as r
 from loggerapp.api.auth import AuthenticationFailed, authenticate
 from loggerapp.api.latest import latest_reading
+from loggerapp.api.readings import API_FORMATS, readings_response
 from loggerapp.api.responses import ApiError
 from loggerapp.api.schema import openapi_document
 from loggerapp.api.serializers import household_to_dict, latest_to_dict, live_read_to_dict
 from loggerapp.api.throttle import Throttled, ThrottleUnavailable, acquire_live_read
+from loggerapp.export.ranges import BadRange, parse_span
 from loggerapp.live import deadline_in, live_read
 from loggerapp.models import Household, Status
 from loggerapp.validators import is_cloud_id
@@ -175,6 +177,20 @@ def household_latest(request: HttpRequest, cloud_id: str) -> HttpResponse:
     if latest is None:
         raise ApiError(404, r.NOT_FOUND, f"No reading has been logged for {household.cloud_id} yet.")
     return r.api_json(latest_to_dict(latest))
+
+
+@api_endpoint(methods=("GET",))  # not HEAD: a HEAD would read the archive for nothing
+def household_readings(request: HttpRequest, cloud_id: str) -> HttpResponse:
+    """Logged readings over ?start=&end= (UTC, at most EXPORT_WEB_MAX_DAYS days), ?format=csv|ndjson, streamed."""
+    household = find_household(cloud_id)
+    api_format = request.GET.get("format") or "csv"
+    if api_format not in API_FORMATS:
+        raise invalid_parameter(f"format must be one of {', '.join(API_FORMATS)}.")
+    try:
+        span = parse_span(request.GET.get("start", ""), request.GET.get("end", ""), settings.EXPORT_WEB_MAX_DAYS)
+    except BadRange as exc:
+        raise invalid_parameter(f"{str(exc)[:1].upper()}{str(exc)[1:]}") from None
+    return readings_response(household.cloud_id, span, api_format)
 
 
 @api_endpoint(methods=("GET",))  # not HEAD: a HEAD would spend a live read on nothing

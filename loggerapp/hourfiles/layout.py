@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 
 from loggerapp.validators import validate_cloud_id
@@ -26,6 +27,13 @@ FILE_PREFIX = "iseif-rainforest-"
 FILE_SUFFIX = ".jl"
 HOUR_DIR_RE = re.compile(r"\d{4}-\d{2}-\d{2}-\d{2}")
 HOUR_FILE_RE = re.compile(r"iseif-rainforest-(?P<cloud_id>[0-9a-f]{6})-(?P<hour>\d{4}-\d{2}-\d{2}-\d{2})\.jl")
+GZIP_SUFFIX = ".gz"  # an archive key's ending when ARCHIVE_GZIP is on
+
+# Kinds of hour file, by the file name's prefix. "demand" is the study's file. Other kinds (issue 14's price and
+# summation records) live beside it: the same hour folders, the same archive layout, another prefix. Readers that
+# take every kind of an hour (hourfiles.span, the export) find them all here, so a new kind is one entry.
+DEMAND = "demand"
+FILE_KINDS: dict[str, str] = {DEMAND: FILE_PREFIX}
 
 
 # --- Hours ---------------------------------------------------------------------------------------------------
@@ -82,11 +90,53 @@ def hour_file_path(log_root: Path, cloud_id: str, hour: datetime) -> Path:
     return hour_dir(log_root, hour) / hour_file_name(cloud_id, hour)
 
 
+def archive_folder(cloud_id: str, day: datetime, prefix: str = "rainforest-logs") -> str:
+    """The archive folder of one household's day (every kind of its hour files of that day is in it)."""
+    parts = [prefix.strip("/")] if prefix.strip("/") else []
+    return "/".join([*parts, cloud_id, f"{day:%Y}", f"{day:%m}", f"{day:%d}"])
+
+
 def archive_key(cloud_id: str, hour: datetime, prefix: str = "rainforest-logs") -> str:
     hour = hour_start(hour)
-    parts = [prefix.strip("/")] if prefix.strip("/") else []
-    parts += [cloud_id, f"{hour:%Y}", f"{hour:%m}", f"{hour:%d}", hour_file_name(cloud_id, hour)]
-    return "/".join(parts)
+    return f"{archive_folder(cloud_id, hour, prefix)}/{hour_file_name(cloud_id, hour)}"
+
+
+def kind_file_name(kind: str, cloud_id: str, hour: datetime) -> str:
+    """The file name of one kind of hour file (``FILE_KINDS``); the demand kind's is ``hour_file_name``."""
+    validate_cloud_id(cloud_id)
+    return f"{FILE_KINDS[kind]}{cloud_id}-{hour_label(hour)}{FILE_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class StoredName:
+    """What an hour file's name says, locally or as the last part of an archive key."""
+
+    kind: str
+    cloud_id: str
+    hour: datetime
+    gzipped: bool  # the name ends in .gz (whether the bytes are gzip is decided by the bytes: content.decode)
+
+
+@lru_cache(maxsize=4)
+def _stored_name_re(prefixes: tuple[str, ...]) -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(prefix) for prefix in sorted(prefixes, key=len, reverse=True))
+    return re.compile(
+        rf"(?P<prefix>{alternatives})(?P<cloud_id>[0-9a-f]{{6}})-(?P<hour>\d{{4}}-\d{{2}}-\d{{2}}-\d{{2}})"
+        rf"{re.escape(FILE_SUFFIX)}(?P<gz>{re.escape(GZIP_SUFFIX)})?"
+    )
+
+
+def parse_stored_name(name: str) -> StoredName | None:
+    """Kind, cloud id and hour of any kind of hour file's name, with or without ``.gz``; None for anything else."""
+    match = _stored_name_re(tuple(FILE_KINDS.values())).fullmatch(name)
+    if match is None:
+        return None
+    kind = next(kind for kind, prefix in FILE_KINDS.items() if prefix == match["prefix"])
+    try:
+        hour = parse_hour_label(match["hour"])
+    except ValueError:  # shaped like an hour but not one (month 13)
+        return None
+    return StoredName(kind, match["cloud_id"], hour, match["gz"] is not None)
 
 
 def parse_hour_file_name(name: str) -> tuple[str, datetime] | None:

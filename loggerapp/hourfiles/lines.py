@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
+import orjson
+
 from loggerapp.hourfiles.layout import HOUR_SECONDS
 
 STUDY_INTERVAL_SECONDS = 6.0  # the study's cadence: what lines_per_hour falls back on without a usable setting
@@ -131,16 +133,28 @@ def is_repeat(previous_meter_timestamp: int | None, meter_timestamp: int | None)
 
 # --- Parsing -------------------------------------------------------------------------------------------------
 def parse_record(line: bytes | str) -> dict[str, Any] | None:
-    """The JSON object of one line, or None for anything else (a line cut short, garbage, a blank line)."""
+    """The JSON object of one line, or None for anything else (a line cut short, garbage, a blank line).
+
+    orjson first, because reading a month back parses 432,000 lines a household (about 4 us a line, against 15
+    with json); what orjson refuses (NaN, lone surrogates, deep nesting) is read by json, so every line json can
+    read is read. One difference remains, on purpose: an integer past 64 bits comes back as a float (json keeps
+    it exact). Readers take numbers through ``finite_number``, which makes a float of it either way; checking
+    every line for such integers first cost more than orjson saved.
+    """
     try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):  # RecursionError: a hostile line of nested brackets
-        return None
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:
+            record = json.loads(line)
+        except (ValueError, RecursionError):  # RecursionError: a hostile line of nested brackets
+            return None
     return record if isinstance(record, dict) else None
 
 
 def finite_number(value: Any) -> float | None:
     """A JSON number as a float; None for anything else (booleans, strings, NaN and infinities included)."""
+    if type(value) is float:  # the usual case first: readers call this several times for every line
+        return value if value - value == 0.0 else None  # inf - inf and nan - nan are nan
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:

@@ -1,9 +1,9 @@
 """Reading hour files back: a household's polls over a span, the tail of a file, its lines counted, its newest
 lines first. Every reader of the files goes through here, with the rules of ``lines`` and ``layout``.
 
-1. Local files first; an hour already uploaded and deleted locally is read back from the archive (the ledger
-   knows its key), decoded by ``content.decode`` whatever its key says. An unreadable object is a gap, logged,
-   never an error page.
+1. A household's polls over a span come from the local files and the archive together, every line once, by the
+   rules of ``span`` (which the export uses too); stored objects are decoded by ``content.decode`` whatever their
+   key says. An unreadable object, or an archive that cannot be reached, is a gap, logged, never an error page.
 2. When only the end of an hour is wanted (a sparkline), the read starts near the proportional byte offset
    (lines are of similar length and evenly spaced in time) and backs off if it started too late, so it reads a
    few kilobytes of the previous hour's file instead of all of it.
@@ -22,16 +22,15 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from loggerapp.hourfiles.content import UnreadableObject, decode
+from loggerapp.hourfiles.archived import ArchiveReadError
 from loggerapp.hourfiles.layout import (
     HOUR_SECONDS,
     hour_file_path,
     hour_folders,
-    hour_start,
     hours_between,
     parse_hour_file_name,
 )
-from loggerapp.hourfiles.lines import LineCount, Poll, count_lines, parse_polls
+from loggerapp.hourfiles.lines import LineCount, Poll, count_lines, parse_polls, poll_from_record
 
 logger = logging.getLogger(__name__)
 
@@ -77,41 +76,22 @@ def local_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -
     return [poll for poll in polls if poll.t < end.timestamp()]
 
 
-def archived_polls(key: str) -> list[Poll] | None:
-    """Polls of an uploaded hour, read back from the archive; None when the object cannot be read."""
-    from django.core.files.storage import storages
+def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
+    """Polls in [start, end), oldest first, from the local files and the archive together, every line once
+    (``span``: the export's rules). An archive that cannot be read leaves the local polls: a chart shows a gap
+    rather than failing its page (point 1 above)."""
+    from loggerapp.hourfiles.span import household_hours
 
     try:
-        with storages["archive"].open(key, "rb") as handle:
-            data = decode(handle.read())
-    except UnreadableObject:
-        logger.warning("archived hour file %s is not readable gzip", key)
-        return None
-    except Exception:  # any storage backend's error: the chart shows a gap instead of failing the page
-        logger.warning("cannot read archived hour file %s", key, exc_info=True)
-        return None
-    return parse_polls(data)
-
-
-def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetime) -> list[Poll]:
-    """Polls in [start, end), oldest first, from local files, falling back to the archive for hours uploaded and
-    deleted locally (point 1 above)."""
-    from loggerapp.models import HourFile
-
-    uploaded = {
-        row.hour: row.key
-        for row in HourFile.objects.filter(
-            cloud_id=cloud_id, hour__gte=hour_start(start), hour__lt=end, state=HourFile.State.UPLOADED
-        ).only("hour", "key")
-    }
-    polls: list[Poll] = []
-    for hour in hours_between(start, end):
-        path = hour_file_path(log_root, cloud_id, hour)
-        if path.exists():
-            polls.extend(read_polls(path))
-        elif uploaded.get(hour):
-            polls.extend(archived_polls(uploaded[hour]) or [])
-    return sorted((p for p in polls if start.timestamp() <= p.t < end.timestamp()), key=lambda p: p.t)
+        return [
+            poll
+            for hour in household_hours([cloud_id], start, end, log_root=log_root)
+            for _kind, record in hour.records
+            if (poll := poll_from_record(record)) is not None
+        ]
+    except ArchiveReadError as exc:
+        logger.warning("%s; showing only the local hour files of %s", exc, cloud_id)
+        return local_polls(log_root, cloud_id, start, end)
 
 
 # --- Counting ------------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Only drawing lives here: pure functions from numbers to SVG text. Every piece of text is escaped; the output is
 safe to mark_safe() into a template. The polls and counts they draw come from ``loggerapp.hourfiles.reading``
-(the status page's coverage from ``loggerapp.ops.status``); ``sparkline_for`` and ``admin_chart_for`` only fetch
-a household's polls there and draw them.
+(the status page's coverage from ``loggerapp.ops.status``); ``sparkline_for``, ``admin_chart_for`` and
+``day_chart_for`` only fetch a household's polls there and draw them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -28,6 +28,7 @@ BAD_COLOUR = "#cf222e"
 NONE_COLOUR = "#d0d7de"
 LINE_COLOUR = "#0969da"
 _UTC_LABEL_CLEARANCE = 42  # px left of the chart's right end kept free of hour labels ("UTC" + half a label)
+_HOUR_LABEL_SPACING = 34  # px at least between two hour labels
 
 
 @dataclass(frozen=True)
@@ -209,10 +210,13 @@ def demand_chart_svg(
     hour = hour_start(start)
     if hour < start:
         hour += HOUR
+    # An hour label is about 30 px wide: over a long span (a whole day) only every second or third hour is named.
+    label_every = max(1, math.ceil((t1 - t0) / 3600 * _HOUR_LABEL_SPACING / plot_w))
     while hour <= end:
         hx = _fmt(x(hour.timestamp()))
         parts.append(f'<line x1="{hx}" y1="{top}" x2="{hx}" y2="{top + plot_h}" stroke="#d8dee4"/>')
-        if x(hour.timestamp()) < left + plot_w - _UTC_LABEL_CLEARANCE:  # never print over the "UTC" label
+        named = hour.hour % label_every == 0
+        if named and x(hour.timestamp()) < left + plot_w - _UTC_LABEL_CLEARANCE:  # never print over "UTC"
             parts.append(f'<text x="{hx}" y="{height - 8}" text-anchor="middle">{hour:%H}:00</text>')
         hour += HOUR
     points = [None if v is None else (left + (i + 0.5) * plot_w / buckets, y(v)) for i, v in enumerate(values)]
@@ -240,6 +244,14 @@ def sparkline_for(cloud_id: str, now: datetime, log_root: Path | None = None, mi
         f": {min(known):.2f} to {max(known):.2f} kW, now {known[-1]:.2f} kW" if known else ": no readings on disk"
     )
     return sparkline_svg(values, title=title)
+
+
+def day_chart_for(cloud_id: str, day: date) -> str:
+    """The household admin page's chart of one whole UTC day, from the archive and the local files together."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    polls = household_polls(Path(settings.LOG_ROOT), cloud_id, start, end)
+    return demand_chart_svg(polls, start, end, title=f"demand of {cloud_id} on {day:%Y-%m-%d} (UTC)")
 
 
 def admin_chart_for(cloud_id: str, now: datetime | None = None, hours: int | None = None) -> str:
