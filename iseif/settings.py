@@ -7,6 +7,7 @@ and are safe: DEBUG is off unless asked for, and secrets are never invented in p
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -223,6 +224,26 @@ EAGLE_READ_TIMEOUT = env_float("EAGLE_READ_TIMEOUT", 4.0)
 EAGLE_MAX_ANSWER_BYTES = env_int("EAGLE_MAX_ANSWER_BYTES", 65536)
 if EAGLE_MAX_ANSWER_BYTES < 4096:
     raise ImproperlyConfigured(f"EAGLE_MAX_ANSWER_BYTES must be at least 4096, not {EAGLE_MAX_ANSWER_BYTES}")
+
+
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for value in env_list(name):
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} is a comma-separated list of IP networks such as 10.8.0.0/16 or fd00::/8; {value!r} is not one"
+            ) from None
+    return tuple(networks)
+
+
+# Where the logger may connect for a gateway (loggerapp/eagle/addresses.py): loopback, link-local (the cloud metadata
+# service), multicast, unspecified and reserved addresses are refused, private ranges allowed. EAGLE_ALLOWED_NETWORKS
+# allows some refused ones back; EAGLE_REFUSED_NETWORKS refuses more (e.g. this server's own LAN address, the
+# database's network) and wins over both. The relay, EAGLE_CLOUD_URL, is not checked.
+EAGLE_ALLOWED_NETWORKS = _networks("EAGLE_ALLOWED_NETWORKS")
+EAGLE_REFUSED_NETWORKS = _networks("EAGLE_REFUSED_NETWORKS")
 
 # --- Pinger ----------------------------------------------------------------------------------------------
 PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)

@@ -50,6 +50,7 @@ class HouseholdForm(forms.ModelForm):
             "user_email",
             "password",
             "address",
+            "https",
             "meter_address",
             "active",
             "notes",
@@ -168,7 +169,7 @@ class HouseholdAdmin(admin.ModelAdmin):
         return [
             *([("Status", {"fields": ["status_summary"]})] if obj else []),
             (None, {"fields": ["cloud_id", "label", "active", "notes"]}),
-            ("Connection", {"fields": ["protocol", "user_email", "password", "address", "meter_address"]}),
+            ("Connection", {"fields": ["protocol", "user_email", "password", "address", "https", "meter_address"]}),
             ("Record", {"fields": ["created", "updated"]}),
             *([("Demand and uploads, last hours", {"fields": ["demand_chart", "hours_complete"]})] if obj else []),
         ]
