@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from iseif.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from iseif.private import create_private_file, dir_mode, file_mode, make_private_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
@@ -109,7 +110,8 @@ if _database_url:
     DATABASES = {"default": {**_database, "CONN_HEALTH_CHECKS": True}}
 else:
     try:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default must work on a fresh clone
+        make_private_dir(DATA_DIR)  # the embedded default must work on a fresh clone; 0700 (iseif/private.py)
+        create_private_file(DATA_DIR / "db.sqlite3")  # 0600 before SQLite creates it (its journals copy the mode)
     except OSError as exc:
         raise ImproperlyConfigured(f"DATA_DIR {DATA_DIR} cannot be created ({exc.strerror}); set DATA_DIR") from None
     DATABASES = {
@@ -195,7 +197,13 @@ if AWS_STORAGE_BUCKET_NAME:
 else:
     _archive_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARCHIVE_ROOT), "base_url": None},
+        # Created private whatever the umask (iseif/private.py): archived hour files say when people are home.
+        "OPTIONS": {
+            "location": str(ARCHIVE_ROOT),
+            "base_url": None,
+            "file_permissions_mode": file_mode(),
+            "directory_permissions_mode": dir_mode(),
+        },
     }
 
 STORAGES = {
