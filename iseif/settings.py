@@ -155,6 +155,9 @@ RQ_QUEUES = {
 
 # --- Files on disk ---------------------------------------------------------------------------------------
 LOG_ROOT = Path(env_str("LOG_ROOT", str(DATA_DIR / "logs")))
+# Folders 0750 and files 0640 instead of 0700 / 0600, for a group that reads the data (iseif/private.py reads the
+# variable itself, also in scripts/iseif and gunicorn's master; read here so that a malformed value stops start-up).
+DATA_GROUP_READABLE = env_bool("DATA_GROUP_READABLE", False)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 
 # --- Permanent archive (S3 through django-storages, or a local folder) -----------------------------------
@@ -234,9 +237,9 @@ if EAGLE_MAX_ANSWER_BYTES < 4096:
     raise ImproperlyConfigured(f"EAGLE_MAX_ANSWER_BYTES must be at least 4096, not {EAGLE_MAX_ANSWER_BYTES}")
 
 
-def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+def _networks(values: list[str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
-    for value in env_list(name):
+    for value in values:
         try:
             networks.append(ipaddress.ip_network(value, strict=False))
         except ValueError:
@@ -250,8 +253,8 @@ def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
 # service), multicast, unspecified and reserved addresses are refused, private ranges allowed. EAGLE_ALLOWED_NETWORKS
 # allows some refused ones back; EAGLE_REFUSED_NETWORKS refuses more (e.g. this server's own LAN address, the
 # database's network) and wins over both. The relay, EAGLE_CLOUD_URL, is not checked.
-EAGLE_ALLOWED_NETWORKS = _networks("EAGLE_ALLOWED_NETWORKS")
-EAGLE_REFUSED_NETWORKS = _networks("EAGLE_REFUSED_NETWORKS")
+EAGLE_ALLOWED_NETWORKS = _networks(env_list("EAGLE_ALLOWED_NETWORKS"), "EAGLE_ALLOWED_NETWORKS")
+EAGLE_REFUSED_NETWORKS = _networks(env_list("EAGLE_REFUSED_NETWORKS"), "EAGLE_REFUSED_NETWORKS")
 
 # --- Pinger ----------------------------------------------------------------------------------------------
 PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)

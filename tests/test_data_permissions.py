@@ -165,3 +165,10 @@ def test_doctor_warns_about_data_others_can_read(settings, tmp_path):
     os.chmod(settings.LOG_ROOT, 0o755)  # noqa: S103 - made readable on purpose
     outcome, detail = check_private_files()
     assert outcome == WARN and str(settings.LOG_ROOT) in detail and "chmod" in detail
+
+
+def test_the_group_option_is_configuration_that_reaches_every_service():
+    """scripts/iseif passes on only the variables the service reads (iseif/service_env.py)."""
+    from iseif.service_env import configuration_names
+
+    assert "DATA_GROUP_READABLE" in configuration_names()

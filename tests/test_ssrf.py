@@ -221,3 +221,38 @@ def test_a_failed_answers_body_is_not_echoed_to_the_admin_or_the_api(
     assert f"HTTP {status}" in shown["0e0002"]
     assert "INTERNAL-ONLY" not in shown["0e0002"] and "INTERNAL-ONLY" not in admin_page
     assert len(gateway.requests()) == 2  # it was asked: the point is what came back
+
+
+def test_the_network_settings_are_configuration_that_reaches_every_service():
+    """scripts/iseif passes on only the variables the service reads (iseif/service_env.py)."""
+    from iseif.service_env import configuration_names
+
+    assert {"EAGLE_ALLOWED_NETWORKS", "EAGLE_REFUSED_NETWORKS"} <= configuration_names()
+
+
+def test_a_malformed_network_stops_start_up(tmp_path):
+    import subprocess
+
+    from tests.fixtures.core import manage_command, subprocess_env
+
+    env = subprocess_env(EAGLE_REFUSED_NETWORKS="10.0.0.0/8, not-a-network")
+    result = subprocess.run(manage_command("check"), env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "EAGLE_REFUSED_NETWORKS" in result.stderr and "'not-a-network' is not one" in result.stderr
+
+
+@pytest.mark.django_db
+def test_turning_https_off_needs_the_password_again(make_household):
+    """HTTPS is a connection field: without it the install code would cross the network in clear."""
+    from loggerapp.models.household import REBIND_MESSAGE
+
+    make_household("0e0003", protocol="eagle200", user_email="", address="192.168.1.20", https=True)
+    household = Household.objects.get(cloud_id="0e0003")
+    household.https = False
+    with pytest.raises(ValidationError) as refused:
+        household.full_clean()
+    assert refused.value.message_dict == {"password": [REBIND_MESSAGE]}
+    household.password = "pw-0e0003-secret"
+    household.full_clean()
+    household.save()
+    assert Household.objects.get(cloud_id="0e0003").https is False

@@ -1,8 +1,8 @@
 """The household admin: add, edit, search, filter; status first; activate, deactivate, test connection now.
 
 The password is write-only: the form never renders it, and a blank field on edit keeps the stored one, except
-when the protocol, address or cloud id change: the model then refuses the edit until the password is entered
-again, so a stored password is never sent to a gateway it was not saved for (loggerapp/models/household.py).
+when the protocol, address, HTTPS or cloud id change: the model then refuses the edit until the password is
+entered again, so a stored password is never sent to a gateway it was not saved for (loggerapp/models/household.py).
 Staff see a failed poll's own text here (the API shows only its kind).
 """
 
@@ -38,7 +38,7 @@ class HouseholdForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Write-only: it is encrypted when saved and never shown again. Leave blank to keep the stored "
-        "one; after a change of protocol, address or cloud id it must be entered again.",
+        "one; after a change of protocol, address, HTTPS or cloud id it must be entered again.",
     )
 
     class Meta:
