@@ -25,9 +25,11 @@ resolved. The cloud relay (EAGLE_CLOUD_URL) is a setting, trusted, and not check
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -176,6 +178,12 @@ class AddressPolicy:
     builtin: tuple[tuple[Network, str], ...] = field(
         default=tuple((ipaddress.ip_network(net), what) for net, what in BUILTIN_REFUSED), repr=False
     )
+    # The pinger asks once per new connection, often for the same few thousand addresses: remembered answers cost
+    # under 1 us instead of 10-20 us of network arithmetic.
+    _remembered: Callable[[str], str | None] = field(init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_remembered", functools.lru_cache(maxsize=8192)(self._judge))
 
     @classmethod
     def from_settings(cls) -> AddressPolicy:
@@ -189,10 +197,13 @@ class AddressPolicy:
 
     def refusal(self, address: str | IPAddress) -> str | None:
         """None when the logger may connect to ``address``, else why not (one short sentence)."""
+        return self._remembered(str(address))
+
+    def _judge(self, address: str) -> str | None:
         try:
-            ip = address if not isinstance(address, str) else ipaddress.ip_address(address)
+            ip: IPAddress = ipaddress.ip_address(address)
         except ValueError:
-            return f"{str(address)[:60]!r} is not an IP address"
+            return f"{address[:60]!r} is not an IP address"
         shown = str(ip)
         ip = _embedded_ipv4(ip)
         if any(ip in network for network in self.refused if network.version == ip.version):
