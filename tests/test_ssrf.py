@@ -256,3 +256,14 @@ def test_turning_https_off_needs_the_password_again(make_household):
     household.full_clean()
     household.save()
     assert Household.objects.get(cloud_id="0e0003").https is False
+
+
+@pytest.mark.django_db
+def test_a_row_saved_before_the_rule_can_still_save_other_fields(default_policy):
+    Household.objects.bulk_create([Household(cloud_id="0e0004", protocol="eagle100", address="127.0.0.1:80")])
+    household = Household.objects.get(cloud_id="0e0004")
+    household.label = "kept"
+    household.save(update_fields=["label"])
+    with pytest.raises(ValidationError):
+        household.save()  # a whole save writes the address too: refused
+    assert Household.objects.get(cloud_id="0e0004").label == "kept"

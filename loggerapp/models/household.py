@@ -132,7 +132,11 @@ class Household(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.cloud_id = normalize_cloud_id(self.cloud_id)
         validate_cloud_id(self.cloud_id)  # also for code paths that skip full_clean()
-        validate_gateway_address(self.address)  # the same: the logger connects to it
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "address" in update_fields:
+            # The same for the address (the logger connects to it); a save of other fields only does not make a row
+            # saved before the address rule unsavable (the transports refuse such an address anyway).
+            validate_gateway_address(self.address)
         if not self.credentials_rebound():
             raise CredentialsNotRebound()
         super().save(*args, **kwargs)
