@@ -40,6 +40,7 @@ def service_env(db_url: str, log_root: Path, **extra: str) -> dict[str, str]:
         PYTHONPATH=str(REPO),
         PYTHONUNBUFFERED="1",
         HTTPS="0",
+        EAGLE_ALLOWED_NETWORKS="127.0.0.0/8,::1/128",  # the simulator's local gateways listen on loopback
     )
     env.update(extra)
     return env

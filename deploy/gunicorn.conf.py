@@ -10,6 +10,8 @@ helper (loggerapp/service_log.py; gunicorn runs from the repository, which it pu
 import os
 from pathlib import Path
 
+from iseif.env import env_bool  # the same reading of a boolean as iseif/settings.py (a malformed value stops start-up)
+
 _data_dir = Path(os.environ.get("DATA_DIR", Path(__file__).resolve().parent.parent / "data"))
 _log_file = Path(os.environ.get("LOG_ROOT", _data_dir / "logs")) / "server" / "server.log"  # as in settings.py
 
@@ -19,8 +21,15 @@ threads = int(os.environ.get("WEB_THREADS", "4"))
 # A live EAGLE read is bounded by the client's timeouts (a few seconds); leave room above them.
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 20
-# Addresses of the reverse proxies whose X-Forwarded-Proto/-For gunicorn believes (comma-separated, "*" for any).
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Which peers may tell gunicorn that a request came over https (X-Forwarded-Proto). Only a service configured to run
+# behind a reverse proxy believes anyone (USE_X_FORWARDED_PROTO=1, which is also what makes Django read the header);
+# then the proxies' addresses come from FORWARDED_ALLOW_IPS (comma-separated addresses or networks, "*" for any).
+# Otherwise nobody: a local program, or a proxy that passes the client's headers on, must not make a plain http
+# request look secure (skipping the https redirect, for one). One header, the one Django reads, not gunicorn's three.
+forwarded_allow_ips = (
+    os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1") if env_bool("USE_X_FORWARDED_PROTO") else ""
+)
+secure_scheme_headers = {"X-FORWARDED-PROTO": "https"}
 
 logconfig_dict = {
     "version": 1,

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from iseif.ports import port_problems, web_url
+from iseif.private import make_private_dir
 from iseif.service_env import (
     DEMO_MARKER,
     ENV_FILE_NAME,
@@ -87,7 +88,7 @@ def _command_line(command: str, args: Sequence[str], env: Mapping[str, str]) -> 
         problems = port_problems(env)
         if problems:
             raise EnvFileError(problems[0] if len(problems) == 1 else " / ".join(problems))
-        (Path(env["LOG_ROOT"]) / "supervisor").mkdir(parents=True, exist_ok=True)
+        make_private_dir(Path(env["LOG_ROOT"]) / "supervisor")  # supervisord's logs hold every program's output
         has_config = any(arg in ("-c", "--configuration") or arg.startswith("--configuration=") for arg in args)
         print(
             f"iseif: admin {web_url(env)}/admin/ (status page /status/); "

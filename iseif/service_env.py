@@ -22,6 +22,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from iseif.private import make_private_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_FILE_NAME = "service.env"
 DEMO_MARKER = ".iseif-demo"  # in a demo's data folder: `make demo-clean` removes only folders that carry it
@@ -116,7 +118,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 def write_env_file(path: Path, env: Mapping[str, str], header: str) -> None:
     """Replace the file atomically, mode 0600 whatever the umask: it may hold secrets or name their files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path.parent)  # DATA_DIR (iseif/private.py)
     text = format_env_file(env, header)
     partial = path.with_name(f".{path.name}.partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -7,6 +7,7 @@ and are safe: DEBUG is off unless asked for, and secrets are never invented in p
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -14,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
 from iseif.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+from iseif.private import create_private_file, dir_mode, file_mode, make_private_dir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / "data")))
@@ -108,7 +110,8 @@ if _database_url:
     DATABASES = {"default": {**_database, "CONN_HEALTH_CHECKS": True}}
 else:
     try:
-        DATA_DIR.mkdir(parents=True, exist_ok=True)  # the embedded default must work on a fresh clone
+        make_private_dir(DATA_DIR)  # the embedded default must work on a fresh clone; 0700 (iseif/private.py)
+        create_private_file(DATA_DIR / "db.sqlite3")  # 0600 before SQLite creates it (its journals copy the mode)
     except OSError as exc:
         raise ImproperlyConfigured(f"DATA_DIR {DATA_DIR} cannot be created ({exc.strerror}); set DATA_DIR") from None
     DATABASES = {
@@ -152,6 +155,9 @@ RQ_QUEUES = {
 
 # --- Files on disk ---------------------------------------------------------------------------------------
 LOG_ROOT = Path(env_str("LOG_ROOT", str(DATA_DIR / "logs")))
+# Folders 0750 and files 0640 instead of 0700 / 0600, for a group that reads the data (iseif/private.py reads the
+# variable itself, also in scripts/iseif and gunicorn's master; read here so that a malformed value stops start-up).
+DATA_GROUP_READABLE = env_bool("DATA_GROUP_READABLE", False)
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 
 # --- Permanent archive (S3 through django-storages, or a local folder) -----------------------------------
@@ -196,7 +202,13 @@ if AWS_STORAGE_BUCKET_NAME:
 else:
     _archive_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(ARCHIVE_ROOT), "base_url": None},
+        # Created private whatever the umask (iseif/private.py): archived hour files say when people are home.
+        "OPTIONS": {
+            "location": str(ARCHIVE_ROOT),
+            "base_url": None,
+            "file_permissions_mode": file_mode(),
+            "directory_permissions_mode": dir_mode(),
+        },
     }
 
 STORAGES = {
@@ -225,6 +237,26 @@ EAGLE_READ_TIMEOUT = env_float("EAGLE_READ_TIMEOUT", 4.0)
 EAGLE_MAX_ANSWER_BYTES = env_int("EAGLE_MAX_ANSWER_BYTES", 65536)
 if EAGLE_MAX_ANSWER_BYTES < 4096:
     raise ImproperlyConfigured(f"EAGLE_MAX_ANSWER_BYTES must be at least 4096, not {EAGLE_MAX_ANSWER_BYTES}")
+
+
+def _networks(values: list[str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} is a comma-separated list of IP networks such as 10.8.0.0/16 or fd00::/8; {value!r} is not one"
+            ) from None
+    return tuple(networks)
+
+
+# Where the logger may connect for a gateway (loggerapp/eagle/addresses.py): loopback, link-local (the cloud metadata
+# service), multicast, unspecified and reserved addresses are refused, private ranges allowed. EAGLE_ALLOWED_NETWORKS
+# allows some refused ones back; EAGLE_REFUSED_NETWORKS refuses more (e.g. this server's own LAN address, the
+# database's network) and wins over both. The relay, EAGLE_CLOUD_URL, is not checked.
+EAGLE_ALLOWED_NETWORKS = _networks(env_list("EAGLE_ALLOWED_NETWORKS"), "EAGLE_ALLOWED_NETWORKS")
+EAGLE_REFUSED_NETWORKS = _networks(env_list("EAGLE_REFUSED_NETWORKS"), "EAGLE_REFUSED_NETWORKS")
 
 # --- Pinger ----------------------------------------------------------------------------------------------
 PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)

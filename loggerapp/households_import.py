@@ -2,7 +2,8 @@
 
 One JSON object a line: ``cloud_id``, ``user_email``, ``user_pw`` and optionally ``total_events_logged``,
 ``first_timestamp``, ``last_timestamp`` (the old user records), plus our own optional ``protocol``,
-``address``, ``meter_address``, ``label`` and ``active``.
+``address``, ``https``, ``meter_address``, ``label`` and ``active``. The address follows the model's one rule
+(loggerapp.validators.validate_gateway_address, applied by ``full_clean``): a bad one is a bad line.
 
 Decisions, in order of how often they matter:
 1. Every line is validated on its own and a bad line is reported by number; the good ones still go in
@@ -42,6 +43,7 @@ _KNOWN_KEYS = {
     "last_timestamp",
     "protocol",
     "address",
+    "https",
     "meter_address",
     "label",
     "active",
@@ -82,6 +84,7 @@ class ImportRecord:
     password: str = field(repr=False)
     protocol: str = Protocol.CLOUD
     address: str = ""
+    https: bool = False
     meter_address: str = ""
     label: str | None = None
     active: bool | None = None
@@ -202,6 +205,9 @@ def parse_line(text: str) -> ImportRecord:
     active = obj.get("active")
     if active is not None and not isinstance(active, bool):
         raise LineError("active must be true or false")
+    https = obj.get("https", False)
+    if not isinstance(https, bool):
+        raise LineError("https must be true or false")
     label = obj.get("label")
     if label is not None:
         label = _text(obj, "label", max_length=200)
@@ -212,6 +218,7 @@ def parse_line(text: str) -> ImportRecord:
         password=password,
         protocol=protocol,
         address=_text(obj, "address", max_length=255).strip(),
+        https=https,
         meter_address=_text(obj, "meter_address", max_length=32).strip(),
         label=label,
         active=active,
@@ -232,6 +239,7 @@ def _apply(record: ImportRecord) -> str:
         "password": record.password,
         "protocol": record.protocol,
         "address": record.address,
+        "https": record.https,
         "meter_address": record.meter_address,
     }
     if record.label is not None:

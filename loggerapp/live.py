@@ -120,7 +120,13 @@ def _client():
     """This thread's client for the current settings (tests point EAGLE_CLOUD_URL at a simulator)."""
     from loggerapp.eagle import SyncEagleClient
 
-    config = (settings.EAGLE_CLOUD_URL, settings.EAGLE_CONNECT_TIMEOUT, settings.EAGLE_READ_TIMEOUT)
+    config = (
+        settings.EAGLE_CLOUD_URL,
+        settings.EAGLE_CONNECT_TIMEOUT,
+        settings.EAGLE_READ_TIMEOUT,
+        settings.EAGLE_ALLOWED_NETWORKS,  # the address policy (the client reads it from the settings)
+        settings.EAGLE_REFUSED_NETWORKS,
+    )
     if getattr(_local, "config", None) != config:
         if getattr(_local, "client", None) is not None:
             _local.client.close()  # settings changed (tests): do not keep the old connection pool open

@@ -12,8 +12,9 @@ its own file under LOG_ROOT, opened here and nowhere else:
   (boots, worker timeouts, access lines) use ``formatter`` and ``MakingWatchedFileHandler`` from here.
 
 Files are opened with WatchedFileHandler, which notices when logrotate moves a file away and reopens the path, so
-operations can rotate them without signalling the process. Opening is idempotent: a file already attached (to
-the root logger or the logger asked for) is never attached twice, so no line is written twice.
+operations can rotate them without signalling the process. They are created 0600 in 0700 folders whatever the
+umask (iseif/private.py): a service log names households and gateways. Opening is idempotent: a file already
+attached (to the root logger or the logger asked for) is never attached twice, so no line is written twice.
 
 ``add_log_level_argument`` gives every long-running command the same ``--log-level``: case-insensitive, checked
 by argparse, so a bad value is a one-line usage error, never a traceback.
@@ -24,12 +25,15 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.handlers
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+
+from iseif.private import make_private_dir, open_private
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -41,11 +45,16 @@ def formatter() -> logging.Formatter:
 
 
 class MakingWatchedFileHandler(logging.handlers.WatchedFileHandler):
-    """A WatchedFileHandler that creates its directory first (LOG_ROOT may be empty on a new machine)."""
+    """A WatchedFileHandler that creates its directory first (LOG_ROOT may be empty on a new machine), and the
+    folder and the file private (also when it reopens the path after logrotate moved the file away)."""
 
     def __init__(self, filename: str, *args: Any, **kwargs: Any) -> None:
-        Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(Path(filename).parent)
         super().__init__(filename, *args, **kwargs)
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
 
 
 def service_log_path(service: str) -> Path:

@@ -26,3 +26,20 @@ def validate_cloud_id(value: str) -> None:
             code="invalid_cloud_id",
             params={"value": value if not isinstance(value, str) else value[:40]},
         )
+
+
+def validate_gateway_address(value: str) -> None:
+    """One host (name, IPv4, [IPv6]) and an optional port, and not a refused address: the one rule of the model,
+    the admin form and import_households (loggerapp/eagle/addresses.py says why). Blank is allowed (the
+    gateway's mDNS name); names are judged again when the transports resolve them."""
+    from loggerapp.eagle.addresses import AddressError, AddressPolicy
+
+    value = value.strip() if isinstance(value, str) else value  # surrounding blanks: the client strips them too
+    if not value:
+        return
+    try:
+        AddressPolicy.from_settings().check_typed(value)
+    except AddressError as exc:
+        raise ValidationError(
+            "Not a gateway address: %(reason)s.", code="invalid_gateway_address", params={"reason": str(exc)}
+        ) from None

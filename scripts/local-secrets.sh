@@ -4,7 +4,7 @@
 set -eu
 data_dir="$1"
 python="$2"
+umask 077   # before mkdir: the folder, too, is only this user's (iseif/private.py)
 mkdir -p "$data_dir"
-umask 077
 [ -s "$data_dir/secret_key" ] || "$python" -c 'import secrets; print(secrets.token_urlsafe(50))' > "$data_dir/secret_key"
 [ -s "$data_dir/field_encryption_key" ] || "$python" -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())' > "$data_dir/field_encryption_key"

@@ -15,6 +15,9 @@ os.environ.setdefault("HTTPS", "0")
 os.environ.setdefault("TEST_REDIS", "127.0.0.1:6379")
 os.environ.setdefault("REDIS_URL", f"redis://{os.environ['TEST_REDIS']}/15")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+# The simulator and every test gateway listen on loopback, which production refuses as a gateway address
+# (loggerapp/eagle/addresses.py); the tests of that refusal set EAGLE_ALLOWED_NETWORKS back to empty.
+os.environ.setdefault("EAGLE_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 from iseif.settings import *  # noqa: F403
 

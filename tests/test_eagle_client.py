@@ -438,7 +438,7 @@ def test_a_connect_timeout_is_unreachable_within_the_connect_timeout():
                 filler.close()
 
 
-# --- TLS: certificate checks off only for an EAGLE 3 (eagle200 at an https:// address) ---------------------
+# --- TLS: certificate checks off only for an EAGLE 3 (an eagle200 household marked HTTPS) ------------------
 
 
 @pytest.fixture(scope="module")
@@ -521,7 +521,9 @@ def tls_front(backend_port: int, cert_path: Path, key_path: Path) -> Iterator[in
 def test_an_eagle3_with_a_self_signed_certificate_is_read_over_https(eagle_simulator, self_signed_certificate):
     target = add_household(eagle_simulator, "eagle200", exports=True)
     with tls_front(eagle_simulator.port, *self_signed_certificate) as port:
-        eagle3 = EagleTarget(target.cloud_id, "eagle200", password=target.password, address=f"https://127.0.0.1:{port}")
+        eagle3 = EagleTarget(
+            target.cloud_id, "eagle200", password=target.password, address=f"127.0.0.1:{port}", https=True
+        )
         with sync_client(eagle_simulator) as client:
             assert client.instantaneous_demand(eagle3).demand_kw < 0
 
@@ -537,7 +539,7 @@ def test_certificate_checks_stay_on_for_the_cloud_relay_and_the_eagle100(eagle_s
     with tls_front(eagle_simulator.port, *self_signed_certificate) as port:
         relay_url = f"https://127.0.0.1:{port}/cgi-bin/post_manager"
         local = EagleTarget(
-            eagle100.cloud_id, "eagle100", password=eagle100.password, address=f"https://127.0.0.1:{port}"
+            eagle100.cloud_id, "eagle100", password=eagle100.password, address=f"127.0.0.1:{port}", https=True
         )
         with sync_client(cloud_url=relay_url) as client:
             for target in (cloud, local):
@@ -557,7 +559,7 @@ def test_certificate_checks_stay_on_for_the_cloud_relay_and_the_eagle100(eagle_s
 def test_https_to_a_plain_http_gateway_is_unreachable(eagle_simulator):
     target = add_household(eagle_simulator, "eagle200")
     eagle3 = EagleTarget(
-        target.cloud_id, "eagle200", password=target.password, address=f"https://{eagle_simulator.address}"
+        target.cloud_id, "eagle200", password=target.password, address=eagle_simulator.address, https=True
     )
     with sync_client(eagle_simulator) as client, pytest.raises(Unreachable):
         client.instantaneous_demand(eagle3)

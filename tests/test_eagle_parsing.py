@@ -655,30 +655,50 @@ def test_eagle200_a_bad_answer_forgets_the_meter_but_unreachable_does_not_matter
 
 
 @pytest.mark.parametrize(
-    ("address", "url", "https"),
+    ("address", "https", "url"),
     [
-        ("", "http://eagle-0a1b2c.local", False),
-        ("192.168.1.20", "http://192.168.1.20", False),
-        ("192.168.1.20:8080", "http://192.168.1.20:8080", False),
-        ("http://eagle.lan/", "http://eagle.lan", False),
-        ("https://192.168.1.20", "https://192.168.1.20", True),
-        ("HTTPS://eagle3.lan:443/cgi-bin/post_manager", "https://eagle3.lan:443", True),
-        ("http://admin:hunter2@10.0.0.5:80", "http://10.0.0.5:80", False),  # pasted credentials are dropped
+        ("", False, "http://eagle-0a1b2c.local"),
+        ("192.168.1.20", False, "http://192.168.1.20"),
+        ("192.168.1.20:8080", False, "http://192.168.1.20:8080"),
+        ("eagle3.lan:443", True, "https://eagle3.lan:443"),
+        ("[2001:db8::20]:8080", False, "http://[2001:db8::20]:8080"),
     ],
 )
-def test_local_addresses(address, url, https):
-    assert local_base_url(address, "0a1b2c") == (url, https)
+def test_local_addresses(address, https, url):
+    assert local_base_url(address, "0a1b2c", https) == (url, https)
 
 
-def test_certificate_checks_are_off_only_for_an_eagle200_at_an_https_address():
-    https = Eagle200Dialect(EagleTarget("0a1b2c", "eagle200", password="p", address="https://10.0.0.5"))
+@pytest.mark.parametrize(
+    "address", ["http://eagle.lan/", "https://192.168.1.20", "admin:hunter2@10.0.0.5:80", "10.0.0.5/cgi-bin", "127.1"]
+)
+def test_an_address_that_is_not_host_and_port_is_refused_not_guessed(address):
+    """Rows saved before the address rule are migrated (0005); anything left is refused, never read generously."""
+    with pytest.raises(Unreachable, match="invalid gateway address"):
+        local_base_url(address, "0a1b2c")
+
+
+def test_certificate_checks_are_off_only_for_an_eagle200_marked_https():
+    https = Eagle200Dialect(EagleTarget("0a1b2c", "eagle200", password="p", address="10.0.0.5", https=True))
     http = Eagle200Dialect(EagleTarget("0a1b2c", "eagle200", password="p", address="10.0.0.5"))
-    legacy = LegacyDialect(EagleTarget("0a1b2c", "eagle100", password="p", address="https://10.0.0.5"), "x")
+    legacy = LegacyDialect(EagleTarget("0a1b2c", "eagle100", password="p", address="10.0.0.5", https=True), "x")
     cloud = LegacyDialect(EagleTarget("0a1b2c", "cloud", "a@b.org", "p"), "https://relay/cgi-bin/post_manager")
     assert https.device_list_request.verify_tls is False
+    assert https.device_list_request.url.startswith("https://10.0.0.5/")
     assert http.device_list_request.verify_tls is True
     assert legacy.demand_request.verify_tls is True
+    assert legacy.demand_request.url.startswith("https://10.0.0.5/")
     assert cloud.demand_request.verify_tls is True
+
+
+def test_only_the_relay_is_a_trusted_host():
+    """The address policy applies to every gateway; the relay (a setting) is exempt (addresses.py)."""
+    cloud = LegacyDialect(EagleTarget("0a1b2c", "cloud", "a@b.org", "p"), "https://relay/cgi-bin/post_manager")
+    local = LegacyDialect(EagleTarget("0a1b2c", "eagle100", password="p", address="10.0.0.5"), "x")
+    eagle200 = Eagle200Dialect(EagleTarget("0a1b2c", "eagle200", password="p", address="10.0.0.5"))
+    assert cloud.demand_request.trusted_host is True
+    assert local.demand_request.trusted_host is False
+    assert eagle200.device_list_request.trusted_host is False
+    assert eagle200.query_request("0x01", ("zigbee:InstantaneousDemand",)).trusted_host is False
 
 
 def test_cloud_credentials_travel_as_headers_and_local_ones_as_basic_auth():

@@ -2,8 +2,8 @@
 download readings (loggerapp/admin/downloads.py); a demand chart of the last hours or of any chosen day.
 
 The password is write-only: the form never renders it, and a blank field on edit keeps the stored one, except
-when the protocol, address or cloud id change: the model then refuses the edit until the password is entered
-again, so a stored password is never sent to a gateway it was not saved for (loggerapp/models/household.py).
+when the protocol, address, HTTPS or cloud id change: the model then refuses the edit until the password is
+entered again, so a stored password is never sent to a gateway it was not saved for (loggerapp/models/household.py).
 Staff see a failed poll's own text here (the API shows only its kind).
 """
 
@@ -43,7 +43,7 @@ class HouseholdForm(forms.ModelForm):
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Write-only: it is encrypted when saved and never shown again. Leave blank to keep the stored "
-        "one; after a change of protocol, address or cloud id it must be entered again.",
+        "one; after a change of protocol, address, HTTPS or cloud id it must be entered again.",
     )
 
     class Meta:
@@ -55,6 +55,7 @@ class HouseholdForm(forms.ModelForm):
             "user_email",
             "password",
             "address",
+            "https",
             "meter_address",
             "active",
             "notes",
@@ -173,7 +174,7 @@ class HouseholdAdmin(admin.ModelAdmin):
         return [
             *([("Status", {"fields": ["status_summary"]})] if obj else []),
             (None, {"fields": ["cloud_id", "label", "active", "notes"]}),
-            ("Connection", {"fields": ["protocol", "user_email", "password", "address", "meter_address"]}),
+            ("Connection", {"fields": ["protocol", "user_email", "password", "address", "https", "meter_address"]}),
             ("Record", {"fields": ["created", "updated"]}),
             *([("Uploads, last 2 days", {"fields": ["hours_complete"]})] if obj else []),
         ]  # the demand chart follows the fieldsets (templates/admin/loggerapp/household/change_form.html)

@@ -6,6 +6,9 @@
 Each client keeps one dialect per target (headers, auth and bodies built once; the EAGLE-200 meter address
 remembered). Only EagleError subclasses leave the three public methods, with any echoed password blanked out.
 
+Where (issue 11): a local gateway's connection goes only to an address the AddressPolicy allows (addresses.py;
+from EAGLE_ALLOWED_NETWORKS / EAGLE_REFUSED_NETWORKS unless given), checked by both transports at connect time.
+
 Bounds (issue 11): every answer is capped at EAGLE_MAX_ANSWER_BYTES by the transports; the synchronous methods
 take an overall `deadline` for the whole exchange; the async client parses an answer larger than
 INLINE_PARSE_BYTES in a worker thread, so that even the costliest answer under the cap (about 15 ms of XML
@@ -20,6 +23,7 @@ import time
 import traceback
 from typing import Any
 
+from loggerapp.eagle.addresses import AddressPolicy
 from loggerapp.eagle.eagle200 import Eagle200Dialect
 from loggerapp.eagle.errors import BadResponse, EagleError, Unreachable
 from loggerapp.eagle.legacy import Exchange, LegacyDialect
@@ -122,11 +126,18 @@ class SyncEagleClient:
         connect_timeout: float | None = None,
         read_timeout: float | None = None,
         max_answer_bytes: int | None = None,
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         self.cloud_url, self.connect_timeout, self.read_timeout, self.max_answer_bytes = _client_settings(
             cloud_url, connect_timeout, read_timeout, max_answer_bytes
         )
-        self._transport = SyncTransport(self.connect_timeout, self.read_timeout, max_answer_bytes=self.max_answer_bytes)
+        self.address_policy = address_policy or AddressPolicy.from_settings()
+        self._transport = SyncTransport(
+            self.connect_timeout,
+            self.read_timeout,
+            max_answer_bytes=self.max_answer_bytes,
+            address_policy=self.address_policy,
+        )
         self._dialects = _DialectCache(self.cloud_url)
 
     def __repr__(self) -> str:
@@ -192,13 +203,19 @@ class AsyncEagleClient:
         read_timeout: float | None = None,
         max_connections: int = 1024,
         max_answer_bytes: int | None = None,
+        address_policy: AddressPolicy | None = None,
     ) -> None:
         self.cloud_url, self.connect_timeout, self.read_timeout, self.max_answer_bytes = _client_settings(
             cloud_url, connect_timeout, read_timeout, max_answer_bytes
         )
         self.max_connections = max_connections
+        self.address_policy = address_policy or AddressPolicy.from_settings()
         self._transport = AsyncTransport(
-            self.connect_timeout, self.read_timeout, max_connections, max_answer_bytes=self.max_answer_bytes
+            self.connect_timeout,
+            self.read_timeout,
+            max_connections,
+            max_answer_bytes=self.max_answer_bytes,
+            address_policy=self.address_policy,
         )
         self._dialects = _DialectCache(self.cloud_url)
 

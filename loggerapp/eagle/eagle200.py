@@ -268,7 +268,7 @@ def device_query_body(hardware_address: str, variables: tuple[str, ...]) -> byte
 class Eagle200Dialect:
     """Requests for one EAGLE-200 / EAGLE 3 target, plus the remembered meter address.
 
-    Certificate checks are off only here and only for an `https://` address: the EAGLE 3 serves a
+    Certificate checks are off only here and only for a household marked HTTPS: the EAGLE 3 serves a
     self-signed certificate on the local network, and there is nothing to verify it against.
     """
 
@@ -279,7 +279,7 @@ class Eagle200Dialect:
     def __init__(self, target: EagleTarget) -> None:
         self.cloud_id = target.cloud_id
         self.preferred = target.meter_address
-        base, https = local_base_url(target.address, target.cloud_id)
+        base, https = local_base_url(target.address, target.cloud_id, target.https)
         self._url = base + POST_MANAGER
         self._verify = not https
         self._headers = {

@@ -234,15 +234,20 @@ class LegacyDialect:
             headers["Password"] = header_value(target.password, "password")
             auth = None
         else:
-            base, _https = local_base_url(target.address, target.cloud_id)
+            base, _https = local_base_url(target.address, target.cloud_id, target.https)
             url = base + POST_MANAGER
             auth = (target.cloud_id, target.password)
             headers["Authorization"] = basic_auth_header(*auth)
         # Certificate checks stay on for both legacy protocols (the relay has a real certificate; an EAGLE-100
-        # speaks plain HTTP).
-        self._demand = HttpRequest("POST", url, headers, command_body("get_instantaneous_demand"), True, auth)
-        self._price = HttpRequest("POST", url, headers, command_body("get_price"), True, auth)
-        self._summation = HttpRequest("POST", url, headers, command_body("get_current_summation"), True, auth)
+        # speaks plain HTTP). Only the relay, a setting, is exempt from the address policy (addresses.py).
+        relay = target.protocol == "cloud"
+
+        def request(command: str) -> HttpRequest:
+            return HttpRequest("POST", url, headers, command_body(command), True, auth, trusted_host=relay)
+
+        self._demand = request("get_instantaneous_demand")
+        self._price = request("get_price")
+        self._summation = request("get_current_summation")
 
     @property
     def demand_request(self) -> HttpRequest:

@@ -23,6 +23,7 @@ class EagleTarget:
     password: str = field(default="", repr=False)
     address: str = ""
     meter_address: str = ""
+    https: bool = False  # a local gateway over HTTPS (an EAGLE 3)
 
     @classmethod
     def from_household(cls, household: Any) -> EagleTarget:
@@ -34,6 +35,7 @@ class EagleTarget:
             password=household.password or "",
             address=(household.address or "").strip(),
             meter_address=(getattr(household, "meter_address", "") or "").strip(),
+            https=bool(getattr(household, "https", False)),
         )
 
 

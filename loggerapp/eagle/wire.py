@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 
+from loggerapp.eagle.addresses import AddressError, parse_address
 from loggerapp.eagle.errors import BadCredentials, BadResponse, Unreachable
 
 POST_MANAGER = "/cgi-bin/post_manager"
@@ -23,6 +24,8 @@ class HttpRequest:
     body: bytes
     verify_tls: bool = True
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    # True only for the relay (EAGLE_CLOUD_URL, a setting): its host is not checked against the address policy.
+    trusted_host: bool = False
 
 
 def header_value(value: str, what: str) -> str:
@@ -42,21 +45,18 @@ def basic_auth_header(user: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def local_base_url(address: str, cloud_id: str) -> tuple[str, bool]:
-    """(`scheme://host[:port]`, is_https) for a local gateway; a blank address means `eagle-<cloud id>.local`."""
-    address = (address or "").strip()
-    if not address:
-        address = f"eagle-{cloud_id}.local"
-    lowered = address.lower()
-    if lowered.startswith("https://"):
-        scheme, rest = "https", address[8:]
-    elif lowered.startswith("http://"):
-        scheme, rest = "http", address[7:]
-    else:
-        scheme, rest = "http", address
-    host = rest.split("/", 1)[0]  # an address pasted with a path keeps only host[:port]
-    host = host.rpartition("@")[2]  # and one pasted with `user:password@` loses that: credentials go in auth
-    return f"{scheme}://{host}", scheme == "https"
+def local_base_url(address: str, cloud_id: str, https: bool = False) -> tuple[str, bool]:
+    """(`scheme://host[:port]`, is_https) for a local gateway; a blank address means `eagle-<cloud id>.local`.
+
+    The address must be one host and an optional port (addresses.parse_address): the model and the import refuse
+    anything else, and a row that still holds something else is Unreachable here rather than read generously.
+    """
+    address = (address or "").strip() or f"eagle-{cloud_id}.local"
+    try:
+        parsed = parse_address(address)
+    except AddressError as exc:
+        raise Unreachable(f"invalid gateway address {address[:80]!r} ({exc})") from None
+    return f"{'https' if https else 'http'}://{parsed.netloc}", https
 
 
 def check_status(status: int, body: bytes) -> None:

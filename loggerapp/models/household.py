@@ -1,7 +1,8 @@
 """Households (one per EAGLE gateway) and the statistics the pinger keeps about them.
 
 A stored password belongs to the gateway it was saved for. The gateway is named by the *connection* fields
-(``CONNECTION_FIELDS``: protocol, address and cloud id; a blank local address means eagle-{cloud id}.local),
+(``CONNECTION_FIELDS``: protocol, address, HTTPS and cloud id; a blank local address means eagle-{cloud id}.local;
+HTTPS is there because turning it off would send the install code in clear),
 so changing any of them without giving the password again is refused (``Household.clean``, ``save`` and the
 queryset's ``update``/``bulk_update``): otherwise whoever may edit a household could point it at their own
 host and have the logger send them the stored password. Refusing, rather than clearing the password, loses
@@ -18,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 
 from loggerapp.fields import EncryptedTextField
-from loggerapp.validators import normalize_cloud_id, validate_cloud_id
+from loggerapp.validators import normalize_cloud_id, validate_cloud_id, validate_gateway_address
 
 
 class Protocol(models.TextChoices):
@@ -39,10 +40,10 @@ class Status(models.TextChoices):
     BAD_RESPONSE = "bad_response", "bad response"
 
 
-CONNECTION_FIELDS = ("protocol", "address", "cloud_id")
+CONNECTION_FIELDS = ("protocol", "address", "https", "cloud_id")
 REBIND_MESSAGE = (
-    "The protocol, address or cloud id changed: enter the password or install code again. The stored one is "
-    "only ever sent to the gateway it was saved for."
+    "The protocol, address, HTTPS or cloud id changed: enter the password or install code again. The stored one "
+    "is only ever sent to the gateway it was saved for."
 )
 
 
@@ -88,8 +89,14 @@ class Household(models.Model):
     address = models.CharField(
         max_length=255,
         blank=True,
-        help_text="Host[:port] of a local EAGLE (eagle100/eagle200); blank means eagle-{cloud id}.local, "
-        "e.g. eagle-002506.local. Prefix https:// for an EAGLE 3.",
+        validators=[validate_gateway_address],
+        help_text="Host[:port] of a local EAGLE (eagle100/eagle200): a name, an IPv4 address or an [IPv6] address, "
+        "nothing else; blank means eagle-{cloud id}.local, e.g. eagle-002506.local.",
+    )
+    https = models.BooleanField(
+        "HTTPS",
+        default=False,
+        help_text="Talk HTTPS to a local gateway (an EAGLE 3; its self-signed certificate is accepted).",
     )
     meter_address = models.CharField(
         max_length=32,
@@ -125,6 +132,11 @@ class Household(models.Model):
     def save(self, *args, **kwargs) -> None:
         self.cloud_id = normalize_cloud_id(self.cloud_id)
         validate_cloud_id(self.cloud_id)  # also for code paths that skip full_clean()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "address" in update_fields:
+            # The same for the address (the logger connects to it); a save of other fields only does not make a row
+            # saved before the address rule unsavable (the transports refuse such an address anyway).
+            validate_gateway_address(self.address)
         if not self.credentials_rebound():
             raise CredentialsNotRebound()
         super().save(*args, **kwargs)

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 
+from iseif.private import make_private_dir, readable_by_others
 from loggerapp.ops import health
 
 PASS, WARN, SKIP, FAIL = "PASS", "WARN", "SKIP", "FAIL"
@@ -91,7 +92,7 @@ def check_archive() -> tuple[str, str]:
 def check_log_root() -> tuple[str, str]:
     root = Path(settings.LOG_ROOT)
     try:
-        root.mkdir(parents=True, exist_ok=True)
+        make_private_dir(root)
         probe = root / f".doctor-probe-{secrets.token_hex(6)}"
         probe.write_bytes(b"probe\n")
         probe.unlink()
@@ -101,6 +102,24 @@ def check_log_root() -> tuple[str, str]:
     if free_mb < settings.DOCTOR_MIN_FREE_MB:
         return FAIL, f"{root}: only {free_mb:,.0f} MB free (DOCTOR_MIN_FREE_MB={settings.DOCTOR_MIN_FREE_MB})"
     return PASS, f"{root} writable, {free_mb:,.0f} MB free"
+
+
+def check_private_files() -> tuple[str, str]:
+    """DATA_DIR, LOG_ROOT, the local archive folder and the SQLite file are not readable by other users.
+
+    They are created private (iseif/private.py), but folders made before that, or by hand, keep their mode."""
+    from django.core.files.storage import FileSystemStorage, storages
+
+    places = [Path(settings.DATA_DIR), Path(settings.LOG_ROOT)]
+    if isinstance(storages["archive"], FileSystemStorage):
+        places.append(Path(storages["archive"].location))
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        places.append(Path(database["NAME"]))
+    open_to_others = [str(place) for place in dict.fromkeys(places) if place.exists() and readable_by_others(place)]
+    if open_to_others:
+        return WARN, f"others can read {', '.join(open_to_others)}: chmod -R go-rwx each (see docs/security.md)"
+    return PASS, f"{len(places)} places, none readable by other users"
 
 
 def check_encryption() -> tuple[str, str]:
@@ -178,6 +197,7 @@ def run_doctor(cloud_id: str | None = None, skip_eagle: bool = False) -> list[Do
         ("redis", check_redis),
         ("archive storage", check_archive),
         ("LOG_ROOT", check_log_root),
+        ("private files", check_private_files),
         ("encryption key", check_encryption),
         ("EAGLE", (lambda: (SKIP, "--skip-eagle")) if skip_eagle else (lambda: check_eagle(cloud_id))),
         ("pinger heartbeat", check_pinger),

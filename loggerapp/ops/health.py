@@ -1,13 +1,22 @@
 """Liveness checks shared by /healthz, the alerts, the status page and `manage.py doctor`.
 
 Every check returns a CheckResult instead of raising, so one broken part never hides the state of the others.
-Details are written for a public endpoint: they name the failing part and the kind of error, never a URL,
-a host's credentials or an exception's full text (which for Redis or PostgreSQL could hold a connection string).
+Details name the failing part and the kind of error, never a URL, a host's credentials or an exception's full
+text (which for Redis or PostgreSQL could hold a connection string). Anonymous /healthz callers get even less:
+``HealthReport.summary()``, one word per part (loggerapp/ops/views.py decides who gets which).
+
+A hung Redis (one that accepts the connection and never answers, or answers a byte at a time) must not hold the
+web server's threads: the Redis check is one PING per process at a time, in a thread of its own, ended at
+HEALTH_REDIS_TIMEOUT by closing its socket, and every caller waits at most that long for it. However many
+/healthz requests arrive while Redis hangs, the process holds one connection to it, and each request ends in time.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -55,6 +64,13 @@ class HealthReport:
         payload["checks"] = {name: check.to_dict() for name, check in self.checks.items()}
         return payload
 
+    def summary(self) -> dict[str, Any]:
+        """What anyone may know: the overall status and one word per part, nothing about the installation."""
+        return {
+            "status": "ok" if self.ok else "failing",
+            "checks": {name: "ok" if check.ok else "failing" for name, check in self.checks.items()},
+        }
+
 
 def _timed(name: str, started: float, ok: bool, detail: str, **data: Any) -> CheckResult:
     return CheckResult(name, ok, detail, (time.perf_counter() - started) * 1000, data)
@@ -81,16 +97,51 @@ def redis_client(url: str | None = None, timeout: float | None = None) -> redis.
     return redis.Redis.from_url(url or settings.REDIS_URL, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
+_pings: dict[str, Future] = {}  # Redis URL -> the PING in flight in this process (module docstring)
+_pings_lock = threading.Lock()
+
+
 def check_redis(url: str | None = None) -> CheckResult:
+    """PING Redis within HEALTH_REDIS_TIMEOUT, sharing a PING already in flight for the same URL."""
     started = time.perf_counter()
-    client = redis_client(url)
+    url = url or settings.REDIS_URL
+    timeout = float(settings.HEALTH_REDIS_TIMEOUT)
+    with _pings_lock:
+        ping = _pings.get(url)
+        if ping is None or ping.done():
+            ping = _pings[url] = Future()
+            threading.Thread(target=_ping, args=(url, timeout, ping), name="health-redis-ping", daemon=True).start()
+    try:
+        error = ping.result(timeout=timeout + 0.05)  # the PING's own timer fires at `timeout`; this is the backstop
+    except FutureTimeout:
+        error = f"no answer within {timeout:g} s"
+    if error:
+        return _timed("redis", started, False, f"redis unavailable ({error})")
+    return _timed("redis", started, True, "ping")
+
+
+def _ping(url: str, timeout: float, outcome: Future) -> None:
+    """One PING; its socket is closed at ``timeout`` whatever Redis does (a reply trickled byte by byte would
+    otherwise restart the socket timeout with every byte). Sets the error's type name, or None."""
+    client = redis_client(url, timeout)
+    late = threading.Event()
+
+    def end() -> None:
+        late.set()
+        client.connection_pool.disconnect()
+
+    timer = threading.Timer(timeout, end)
+    timer.daemon = True
+    timer.start()
     try:
         client.ping()
-    except redis.RedisError as exc:
-        return _timed("redis", started, False, f"redis unavailable ({type(exc).__name__})")
+    except Exception as exc:  # RedisError, or an OSError from the socket closed under it: both are "unavailable"
+        outcome.set_result(f"no answer within {timeout:g} s" if late.is_set() else type(exc).__name__)
+    else:
+        outcome.set_result(None)
     finally:
+        timer.cancel()
         client.close()
-    return _timed("redis", started, True, "ping")
 
 
 def heartbeat_stale_after(heartbeat: PingerHeartbeat) -> float:

@@ -5,12 +5,16 @@ Who may read /metrics (decided here, documented in the README):
 2. an API token (`Authorization: Bearer <token>`, loggerapp.api.auth), which is what a Prometheus server on
    another host uses (`authorization: {credentials: ...}` in its scrape config), or
 3. with METRICS_ALLOW_LOOPBACK (default on), a plain request from the loopback interface that carries no
-   X-Forwarded-For / Forwarded / X-Real-IP header. A reverse proxy on the same host connects from loopback
-   too, but adds those headers, so a request relayed from the internet is not mistaken for a local scraper.
+   forwarding header at all: none of Forwarded, X-Forwarded-* (any of them: -For, -Proto, -Host...), X-Real-IP,
+   Via and the client-address headers of common proxies and CDNs. A reverse proxy on the same host connects from
+   loopback too; issue 11 found one adding only X-Forwarded-Proto, and /metrics open to the internet through it.
+   A proxy that adds no header at all cannot be told from a local scraper: on a host with a local proxy, set
+   METRICS_ALLOW_LOOPBACK=0 (README, docs/security.md).
 A bad token is refused even from loopback (a client offering credentials wants them checked).
 /status/ needs a staff session with the permission to view households (staff status alone is not enough).
-/healthz needs no authentication: it says only which part is failing and the error's type, never a
-secret, a URL or an exception's text.
+/healthz needs no authentication, and to anyone else than those three it says only the status code and one word
+per part ("ok" or "failing"): the database's type, shard (host) names and household counts are details for staff,
+tokens and local scrapers. Details never hold a secret, a URL or an exception's text either way.
 """
 
 from __future__ import annotations
@@ -32,14 +36,37 @@ from loggerapp.ops.health import run_health_checks
 from loggerapp.ops.metrics import render_metrics
 from loggerapp.ops.status import build_status_page
 
-PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+# Headers (as WSGI environ keys) that a proxy adds when it relays a request; any X-Forwarded-* counts as well.
+PROXY_HEADERS = frozenset(
+    "HTTP_" + name.upper().replace("-", "_")
+    for name in (
+        "Forwarded",
+        "X-Real-IP",
+        "Via",
+        "X-Original-Forwarded-For",
+        "True-Client-IP",
+        "X-Client-IP",
+        "Client-IP",
+        "X-Cluster-Client-IP",
+        "CF-Connecting-IP",
+        "Fastly-Client-IP",
+    )
+)
+FORWARDED_PREFIX = "HTTP_X_FORWARDED_"
 
 
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     report = run_health_checks()
-    return JsonResponse(report.to_dict(), status=200 if report.ok else 503)
+    allowed, _challenge = metrics_allowed(request)  # the same rule as /metrics; never a 401 for a health check
+    body = report.to_dict() if allowed else report.summary()
+    return JsonResponse(body, status=200 if report.ok else 503)
+
+
+def relayed(request: HttpRequest) -> bool:
+    """True when the request carries any header a proxy adds (the module docstring lists them)."""
+    return any(key in PROXY_HEADERS or key.startswith(FORWARDED_PREFIX) for key in request.META)
 
 
 def is_local_request(request: HttpRequest) -> bool:
@@ -48,7 +75,7 @@ def is_local_request(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
         return False
-    return address.is_loopback and not any(request.headers.get(name) for name in PROXY_HEADERS)
+    return address.is_loopback and not relayed(request)
 
 
 def metrics_allowed(request: HttpRequest) -> tuple[bool, str]:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from iseif.private import make_private_dir, open_private
 from loggerapp.hourfiles.layout import hour_file_path, hour_index, hour_label, hour_of_index
 
 logger = logging.getLogger("loggerapp.pinger.files")
@@ -135,14 +136,15 @@ class HourFileWriter:
             self.counters.evictions += 1
         cloud_id, index = key
         path = hour_file_path(self.log_root, cloud_id, hour_of_index(index))
+        # Folders 0700 and files 0600 whatever the umask (iseif/private.py): the lines say when people are home.
         if index not in self._dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             self._dirs.add(index)
         try:
-            fd = os.open(path, _OPEN_FLAGS, 0o644)
+            fd = open_private(path, _OPEN_FLAGS)
         except FileNotFoundError:  # the hour directory was removed under us (e.g. by hand): make it again
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, _OPEN_FLAGS, 0o644)
+            make_private_dir(path.parent)
+            fd = open_private(path, _OPEN_FLAGS)
         self.counters.opens += 1
         self._handles[key] = fd
         return fd

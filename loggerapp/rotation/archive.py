@@ -31,6 +31,7 @@ from typing import Protocol
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
+from iseif.private import make_private_dir, open_private
 from loggerapp.hourfiles import content as hour_content
 
 log = logging.getLogger(__name__)
@@ -240,10 +241,16 @@ class FileSystemArchive:
         return Path(self.storage.path(name))  # safe_join: a name can never leave the archive folder
 
     def _write_temp(self, path: Path, body: bytes) -> Path:
+        # Every missing folder level gets the storage's mode, and the file is never more open than its final
+        # mode, whatever the umask (iseif/private.py: archived hour files say when people are home).
         mode = self.storage.directory_permissions_mode
-        path.parent.mkdir(parents=True, exist_ok=True, **({"mode": mode} if mode is not None else {}))
+        if mode is not None:
+            make_private_dir(path.parent, mode)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb") as handle:
+        fd = open_private(temp, os.O_WRONLY | os.O_EXCL, self.storage.file_permissions_mode or 0o644)
+        with os.fdopen(fd, "wb") as handle:
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())

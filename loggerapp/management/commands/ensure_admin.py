@@ -14,6 +14,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from iseif.private import make_private_dir
+
 
 class Command(BaseCommand):
     help = "Create the first superuser if there is none (used by `make run`)."
@@ -32,7 +34,7 @@ class Command(BaseCommand):
         users.create_superuser(username=username, email=email, password=password)
         if generated:
             path = settings.DATA_DIR / "admin-password"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)  # DATA_DIR, 0700 (iseif/private.py)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(password + "\n")
