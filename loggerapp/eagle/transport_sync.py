@@ -109,9 +109,9 @@ def connect_checked(
     host, port = address
     host = host.strip("[]")
     infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
-    allowed = [info for info in infos if policy.refusal(info[4][0]) is None]
+    allowed = [info for info in infos if policy.refusal(str(info[4][0])) is None]
     if not allowed:
-        raise RefusedAddress(policy.refusal(infos[0][4][0]) if infos else f"{host} has no address")
+        raise RefusedAddress(policy.refusal(str(infos[0][4][0])) if infos else f"{host} has no address")
     error: OSError | None = None
     for family, kind, proto, _name, sockaddr in allowed:
         sock = socket.socket(family, kind, proto)
