@@ -143,6 +143,8 @@ ARCHIVE_ROOT = Path(env_str("ARCHIVE_ROOT", str(DATA_DIR / "archive")))
 ARCHIVE_PREFIX = env_str("ARCHIVE_PREFIX", "rainforest-logs").strip("/")
 ARCHIVE_GZIP = env_bool("ARCHIVE_GZIP", False)
 ARCHIVE_CONCURRENCY = env_int("ARCHIVE_CONCURRENCY", 16)
+# Also HEAD every object after its PUT; off: the PUT's own answer (ETag = MD5, checked by Content-MD5) verifies it.
+ARCHIVE_VERIFY_WITH_HEAD = env_bool("ARCHIVE_VERIFY_WITH_HEAD", False)
 ROTATION_GRACE_SECONDS = env_int("ROTATION_GRACE_SECONDS", 120)
 
 if AWS_STORAGE_BUCKET_NAME:

@@ -20,7 +20,14 @@ from django.utils import timezone
 from loggerapp.hourfiles.content import merge
 from loggerapp.hourfiles.layout import hour_start
 from loggerapp.models import HourFile
-from loggerapp.rotation.archive import Digest, FileSystemArchive, VerificationFailed, store_verified, verify
+from loggerapp.rotation.archive import (
+    Digest,
+    FileSystemArchive,
+    S3Archive,
+    VerificationFailed,
+    store_verified,
+    verify,
+)
 from loggerapp.rotation.job import run_rotation
 from tests.fixtures.core import manage_command, subprocess_env
 from tests.fixtures.s3 import hour_content, reading_line
@@ -227,6 +234,54 @@ def test_verify_compares_size_and_checksums(s3_archive):
         verify(archive, "x/one.jl", Digest.of(body + b"\n"))
     with pytest.raises(VerificationFailed):
         verify(archive, "x/one.jl", Digest.of(body.replace(b"true", b"fals")))
+
+
+class CorruptedInTransitS3Archive(S3Archive):
+    """The real S3 archive, sending the body without its last byte (a broken proxy, a bad NIC, a bug in a layer):
+    with ``consistent_md5`` the Content-MD5 sent is that of the corrupted body, so only the answer's ETag can tell."""
+
+    def __init__(self, storage, consistent_md5: bool):
+        super().__init__(storage)
+        self.consistent_md5 = consistent_md5
+
+    def _put(self, name, body, digest, content_encoding, **condition):
+        corrupted = body[:-1]
+        return super()._put(name, corrupted, Digest.of(corrupted) if self.consistent_md5 else digest, None, **condition)
+
+
+@pytest.mark.parametrize("consistent_md5", [False, True])
+def test_the_puts_answer_verifies_and_a_corrupted_upload_is_never_deleted(s3_archive, write_hour_file, consistent_md5):
+    path = write_hour_file("002506", H1, lines=10)
+    summary = run_rotation(archive=CorruptedInTransitS3Archive(storages["archive"], consistent_md5))
+    assert summary.failed == 1 and path.exists()
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.state == HourFile.State.FAILED
+    if consistent_md5:  # the server stored what it got; its ETag differs from the MD5 of our bytes
+        assert "differs from the MD5 sent" in row.reason
+        assert s3_archive.keys() == [key("002506", H1)]
+    else:  # the server checked Content-MD5 itself and refused the body
+        assert "BadDigest" in row.reason or "InvalidDigest" in row.reason, row.reason
+        assert s3_archive.keys() == []
+
+
+def count_requests(archive, operation: str) -> list[str]:
+    """Names of the objects ``operation`` (e.g. HeadObject) was sent for, seen on the archive's own boto3 client."""
+    seen: list[str] = []
+    archive._client.meta.events.register(f"before-call.s3.{operation}", lambda params, **_: seen.append(operation))
+    return seen
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_verification_needs_no_second_request_unless_asked(s3_archive, write_hour_file, settings, with_head):
+    from loggerapp.rotation.archive import configured_archive
+
+    settings.ARCHIVE_VERIFY_WITH_HEAD = with_head
+    for cloud_id in ("002506", "00ab12"):
+        write_hour_file(cloud_id, H1, lines=10)
+    archive = configured_archive()
+    heads, puts = count_requests(archive, "HeadObject"), count_requests(archive, "PutObject")
+    assert run_rotation(archive=archive).count("uploaded") == 2
+    assert (len(puts), len(heads)) == (2, 2 if with_head else 0)
 
 
 def test_local_folder_default_uses_the_same_layout_and_rules(folder_archive, write_hour_file, log_root):

@@ -141,6 +141,7 @@ class _Run:
     owner: str
     archive: Archive
     use_gzip: bool
+    verify_with_head: bool
     prefix: str
     stale_minutes: float
     breaker: _Breaker
@@ -173,7 +174,7 @@ def _rotate_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport:
         log.warning("%s: %s", local.path, report.reason)
         return report
     try:
-        result = store_verified(run.archive, key, content, use_gzip=run.use_gzip)
+        result = store_verified(run.archive, key, content, use_gzip=run.use_gzip, verify_with_head=run.verify_with_head)
     except ArchiveError as exc:
         if isinstance(exc, ArchiveUnavailable):
             run.breaker.failure(str(exc))
@@ -304,6 +305,7 @@ def run_rotation(
         owner=summary.run_id,
         archive=archive or configured_archive(),
         use_gzip=use_gzip,
+        verify_with_head=settings.ARCHIVE_VERIFY_WITH_HEAD,
         prefix=prefix,
         stale_minutes=settings.ROTATION_STALE_CLAIM_MINUTES,
         breaker=_Breaker(settings.ROTATION_MAX_ARCHIVE_ERRORS),
