@@ -192,8 +192,9 @@ STORAGES = {
 ROTATION_CRON = env_str("ROTATION_CRON", "5 * * * *")
 ROTATION_QUEUE = env_str("ROTATION_QUEUE", "default")
 ROTATION_JOB_TIMEOUT = env_int("ROTATION_JOB_TIMEOUT", 3300)  # seconds; a run never outlives the next one's slot
-# A file claimed by a run that died is claimable again after this long.
-ROTATION_STALE_CLAIM_MINUTES = env_int("ROTATION_STALE_CLAIM_MINUTES", 30)
+# A run renews its claims four times per lease; a claim of a run on another host that has not been renewed for
+# this long is a dead run's, and taken (a dead run on the same host is recognised at once by its process).
+ROTATION_CLAIM_LEASE_SECONDS = env_int("ROTATION_CLAIM_LEASE_SECONDS", 120)
 # After this many archive-wide failures in a row (unreachable, refused credentials, missing bucket), a run
 # stops trying the rest of its files; they stay on disk for the next run.
 ROTATION_MAX_ARCHIVE_ERRORS = env_int("ROTATION_MAX_ARCHIVE_ERRORS", 20)

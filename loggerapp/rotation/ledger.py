@@ -1,18 +1,22 @@
 """The upload ledger (HourFile rows): recording hour files, claiming them, and what it says about coverage.
 
-Concurrency is done by the database: a run claims a file with one conditional UPDATE and proceeds only if
-exactly one row changed. ``attempts`` and ``state`` together are the row's version, so a run that read a row
-before (or while) another run claimed it loses the race even if that run has finished in between. A claim left
-by a run that died is claimable again after ``ROTATION_STALE_CLAIM_MINUTES``.
+Concurrency is done by the database: a run claims a batch of files with one conditional UPDATE and proceeds
+with the rows that now name it. ``attempts``, ``state`` and ``claimed_at`` together are a row's version, so a
+run that read a row before (or while) another run claimed it loses the race even if that run has finished in
+between. A claim held by a run judged dead (loggerapp.rotation.claims: its process is gone, or its lease ran out)
+is taken over; a live run's claims are left alone. Verified uploads are recorded a batch per transaction.
 """
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import reduce
 
+from django.db import transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
@@ -61,52 +65,120 @@ def ensure_rows(files: Iterable[LocalHourFile], key_for) -> dict[tuple[str, date
     return rows
 
 
-def claim(row: HourFile, owner: str, stale_minutes: float, now: datetime | None = None) -> bool:
-    """Take a file for upload; False when another run holds it or got there first (then leave it alone)."""
+def _version(row: HourFile) -> Q:
+    """The row exactly as this run read it. Every claim bumps attempts, every outcome changes state and every lease
+    renewal moves claimed_at, so a snapshot taken during another run's claim can never claim (nor later "restore")
+    that row, and a run that renewed its lease since it was judged dead keeps its file."""
+    return Q(pk=row.pk, attempts=row.attempts, state=row.state, claimed_at=row.claimed_at)
+
+
+def claim_batch(
+    rows: Sequence[HourFile], owner: str, dead_owners: Collection[str] = (), now: datetime | None = None
+) -> set[int]:
+    """Take files for upload, in one statement: the primary keys of those this run now holds.
+
+    A row is taken only if it is still exactly as read (see ``_version``) and not held by another run, unless
+    that run is in ``dead_owners`` (judged by loggerapp.rotation.claims). The rest are left alone.
+    """
+    if not rows:
+        return set()
     now = now or timezone.now()
-    free = (
-        ~Q(state=State.UPLOADING)
-        | Q(claimed_at__isnull=True)
-        | Q(claimed_at__lt=now - timedelta(minutes=stale_minutes))
-    )
-    # The row must still be exactly as this run saw it: every claim bumps attempts, and every outcome changes
-    # state, so a snapshot taken during another run's claim can never claim (nor later "restore") that row.
-    changed = HourFile.objects.filter(free, pk=row.pk, attempts=row.attempts, state=row.state).update(
-        state=State.UPLOADING, attempts=F("attempts") + 1, claimed_by=owner, claimed_at=now, updated=now
-    )
-    return changed == 1
+    free = ~Q(state=State.UPLOADING) | Q(claimed_at__isnull=True)
+    if dead_owners:
+        free |= Q(claimed_by__in=list(dead_owners))
+    as_read = reduce(operator.or_, (_version(row) for row in rows))
+    with transaction.atomic():
+        HourFile.objects.filter(free, as_read).update(
+            state=State.UPLOADING, attempts=F("attempts") + 1, claimed_by=owner, claimed_at=now, updated=now
+        )
+        held = HourFile.objects.filter(pk__in=[row.pk for row in rows], claimed_by=owner, state=State.UPLOADING)
+        return set(held.values_list("pk", flat=True))
+
+
+def claim(row: HourFile, owner: str, dead_owners: Collection[str] = (), now: datetime | None = None) -> bool:
+    """Take one file for upload; False when another run holds it or got there first (then leave it alone)."""
+    return row.pk in claim_batch([row], owner, dead_owners, now)
+
+
+def renew(owner: str, now: datetime | None = None) -> int:
+    """Renew the lease of every claim this run holds (so that runs on other hosts know it is alive)."""
+    now = now or timezone.now()
+    return HourFile.objects.filter(state=State.UPLOADING, claimed_by=owner).update(claimed_at=now)
 
 
 def release(row: HourFile, owner: str) -> bool:
     """Undo a claim that found nothing to do (the local file had gone): the row is as it was before."""
-    return (
-        HourFile.objects.filter(pk=row.pk, claimed_by=owner, state=State.UPLOADING).update(
-            state=row.state, attempts=row.attempts, claimed_by="", claimed_at=None, updated=timezone.now()
+    return release_batch([row], owner) == 1
+
+
+def release_batch(rows: Iterable[HourFile], owner: str) -> int:
+    """Undo claims this run did not use (the archive became unavailable first): each row as it was before."""
+    released = 0
+    groups: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in rows:
+        groups[(row.state, row.attempts)].append(row.pk)
+    now = timezone.now()
+    for (state, attempts), pks in groups.items():
+        released += HourFile.objects.filter(pk__in=pks, claimed_by=owner, state=State.UPLOADING).update(
+            state=state, attempts=attempts, claimed_by="", claimed_at=None, updated=now
         )
-        == 1
-    )
+    return released
+
+
+@dataclass(frozen=True)
+class Archived:
+    """One verified upload, to be recorded: the row as claimed, its key, what the archive holds and its counts."""
+
+    row: HourFile
+    key: str
+    result: StoreResult
+    lines: int
+    ok_lines: int
+
+
+_ARCHIVED_FIELDS = ["key", "lines", "ok_lines", "bytes", "stored_bytes", "sha256"]
+
+
+def mark_uploaded_batch(done: Sequence[Archived], owner: str) -> set[int]:
+    """Record verified uploads in one transaction; the primary keys recorded. A row missing from the answer was
+    taken over meanwhile (its claim was judged dead): the caller leaves its local file to the other run."""
+    if not done:
+        return set()
+    now = timezone.now()
+    with transaction.atomic():
+        ours = set(
+            HourFile.objects.select_for_update()
+            .filter(pk__in=[item.row.pk for item in done], claimed_by=owner, state=State.UPLOADING)
+            .values_list("pk", flat=True)
+        )
+        if not ours:
+            return ours
+        records = [
+            HourFile(
+                pk=item.row.pk,
+                key=item.key,
+                lines=item.lines,
+                ok_lines=item.ok_lines,
+                bytes=len(item.result.content),
+                stored_bytes=item.result.stored.size,
+                sha256=item.result.content_sha256,
+            )
+            for item in done
+            if item.row.pk in ours
+        ]
+        HourFile.objects.bulk_update(records, _ARCHIVED_FIELDS)
+        HourFile.objects.filter(pk__in=ours).update(
+            state=State.UPLOADED, reason="", claimed_by="", claimed_at=None, uploaded_at=now, updated=now
+        )
+        merged = [item.row.pk for item in done if item.row.pk in ours and item.result.outcome == MERGED]
+        if merged:
+            HourFile.objects.filter(pk__in=merged).update(merged=True)
+    return ours
 
 
 def mark_uploaded(row: HourFile, owner: str, key: str, result: StoreResult, lines: int, ok_lines: int) -> bool:
-    """Record a verified upload. False if the claim was lost meanwhile (a stale-claim takeover)."""
-    now = timezone.now()
-    fields = {
-        "state": State.UPLOADED,
-        "key": key,
-        "lines": lines,
-        "ok_lines": ok_lines,
-        "bytes": len(result.content),
-        "stored_bytes": result.stored.size,
-        "sha256": result.content_sha256,
-        "reason": "",
-        "claimed_by": "",
-        "claimed_at": None,
-        "uploaded_at": now,
-        "updated": now,
-    }
-    if result.outcome == MERGED:
-        fields["merged"] = True
-    return HourFile.objects.filter(pk=row.pk, claimed_by=owner, state=State.UPLOADING).update(**fields) == 1
+    """Record one verified upload. False if the claim was lost meanwhile (a takeover)."""
+    return row.pk in mark_uploaded_batch([Archived(row, key, result, lines, ok_lines)], owner)
 
 
 def mark_failed(row: HourFile, owner: str, reason: str) -> bool:
