@@ -133,12 +133,6 @@ _ARCHIVE_WIDE_CODES = {
 }
 
 
-def _send_body_at_once(request, **_) -> None:
-    """Drop botocore's ``Expect: 100-continue`` from a request (a botocore before-sign handler)."""
-    if "Expect" in request.headers:
-        del request.headers["Expect"]
-
-
 class S3Archive:
     """Objects in the bucket of a django-storages S3Storage, written with its own boto3 client."""
 
@@ -150,12 +144,6 @@ class S3Archive:
         # resource per thread, which costs ~0.2 s of CPU each, while one client is thread-safe and shares its
         # connection pool (max_pool_connections) between the upload threads.
         self._client = storage.connection.meta.client
-        # botocore sends every PUT with "Expect: 100-continue" and waits for the server's go-ahead before the body:
-        # one more round trip per object, to save sending a body the server refuses, which here happens only for
-        # a key already taken (a rerun). Measured in bench/rotation.py: see docs/rotation.md.
-        self._client.meta.events.register(
-            "before-sign.s3.PutObject", _send_body_at_once, unique_id="loggerapp-rotation-no-expect"
-        )
 
     def __repr__(self) -> str:
         return f"<S3Archive bucket={self.bucket!r} location={self.location!r}>"
