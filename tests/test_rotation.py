@@ -540,3 +540,20 @@ def test_a_ledger_that_refuses_a_record_keeps_that_file_and_the_run_goes_on(
     retry = run_rotation()
     assert retry.count("present") == 1 and not any(path.exists() for path in paths)
     assert set(HourFile.objects.values_list("state", flat=True)) == {HourFile.State.UPLOADED}
+
+
+def test_the_embedded_sqlite_ledger_takes_every_thread_at_once(write_hour_file, log_root, tmp_path):
+    """The embedded default (SQLite, a local archive folder) with 16 threads claiming and recording at once: SQLite
+    allows one writer, so every ledger transaction must take its write lock first instead of upgrading a read."""
+    paths = [write_hour_file(f"{i:06x}", H1, lines=3) for i in range(1, 241)]
+    env = subprocess_env(
+        DATABASE_URL="", DATA_DIR=str(tmp_path / "data"), LOG_ROOT=str(log_root), ROTATION_GRACE_SECONDS="0",
+        ARCHIVE_CONCURRENCY="16", AWS_STORAGE_BUCKET_NAME="",
+    )  # fmt: skip
+    for command in (("migrate", "-v", "0"), ("rotate_logs", "--json")):
+        result = subprocess.run(manage_command(*command), env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["counts"] == {"uploaded": 240}
+    assert not any(path.exists() for path in paths)
+    assert len(list((tmp_path / "data" / "archive").rglob("*.jl"))) == 240
