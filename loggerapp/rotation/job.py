@@ -173,13 +173,13 @@ class _Verified:
     read_size: int
 
 
-def _skip_reason(row: HourFile, run: _Run) -> str:
+def _skip_reason(row: ledger.Row, run: _Run) -> str:
     if row.state == HourFile.State.UPLOADING and row.claimed_by in run.live_holders:
         return f"held by run {row.claimed_by}: {run.live_holders[row.claimed_by]}"
     return "claimed or finished by another run after this run read the ledger"
 
 
-def _upload_one(local: LocalHourFile, row: HourFile, run: _Run) -> FileReport | _Verified:
+def _upload_one(local: LocalHourFile, row: ledger.Row, run: _Run) -> FileReport | _Verified:
     """Read, store and verify one claimed file; a failure is recorded and returned as the file's report."""
     key = _key_for(local, run.prefix, run.use_gzip)
     report = FileReport(cloud_id=local.cloud_id, hour=hour_label(local.hour), key=key, outcome=FAILED)
@@ -245,7 +245,7 @@ def _changed_since_read(path: Path, read_stat: os.stat_result, read_size: int) -
     return not same_file or current.st_size != read_size
 
 
-def _ledger_failure(batch: list[tuple[LocalHourFile, HourFile]], run: _Run, exc: Exception) -> list[FileReport]:
+def _ledger_failure(batch: list[tuple[LocalHourFile, ledger.Row]], run: _Run, exc: Exception) -> list[FileReport]:
     """The ledger could not be written (the database went away): these files stay on disk, failed if it can still
     be recorded (so the next run retries them at once), and the thread gets a fresh connection for the next batch."""
     log.error("%d files not archived, the ledger could not be updated: %s: %s", len(batch), type(exc).__name__, exc)
@@ -273,7 +273,7 @@ def _record(verified: list[_Verified], run: _Run) -> set[int]:
         return ledger.mark_uploaded_batch(done, run.owner)
 
 
-def _rotate_batch(batch: list[tuple[LocalHourFile, HourFile]], run: _Run) -> list[FileReport]:
+def _rotate_batch(batch: list[tuple[LocalHourFile, ledger.Row]], run: _Run) -> list[FileReport]:
     """Claim a batch in one statement, upload each claimed file, record the verified ones in one transaction and
     only then delete their local files. Every failure is caught and recorded; one bad file never stops the others."""
 
@@ -291,7 +291,7 @@ def _rotate_batch(batch: list[tuple[LocalHourFile, HourFile]], run: _Run) -> lis
     mine = [(local, row) for local, row in batch if row.pk in claimed]
     final: set[int] = set()  # rows whose outcome is settled (failed and recorded, vanished, deferred)
     verified: list[_Verified] = []
-    unused: list[HourFile] = []
+    unused: list[ledger.Row] = []
     try:
         for local, row in mine:
             if run.breaker.open:
@@ -378,7 +378,7 @@ def _skipped_by_reason(reports: list[FileReport]) -> list[dict[str, Any]]:
 
 def _judge_holders(rows: dict, run: _Run, lease: timedelta) -> list[dict[str, Any]]:
     """Sort the other runs holding this run's files into dead (their claims are taken now) and alive (skipped)."""
-    holders: dict[str, list[HourFile]] = defaultdict(list)
+    holders: dict[str, list[ledger.Row]] = defaultdict(list)
     for row in rows.values():
         if row.state == HourFile.State.UPLOADING and row.claimed_by and row.claimed_by != run.owner:
             holders[row.claimed_by].append(row)
