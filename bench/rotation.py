@@ -38,7 +38,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +109,7 @@ class Checkout:
     root: Path
     db_name: str
     db_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # settings of this checkout's runs only
 
 
 @dataclass
@@ -165,6 +166,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of rclone + each rotate_logs (default 3)")
     parser.add_argument("--baseline", type=Path, help="another checkout whose rotate_logs is timed as well")
+    parser.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the baseline's runs only (e.g. --baseline . --baseline-env ARCHIVE_CONCURRENCY=32)",
+    )
     parser.add_argument("--db-name", default="bench_rotation")
     parser.add_argument("--profile", help="run this checkout's rotate_logs under cProfile, stats to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (SeaweedFS data, logs)")
@@ -179,7 +187,8 @@ def main() -> None:
         root = args.baseline.resolve()
         if not (root / "manage.py").exists():
             sys.exit(f"--baseline {root}: no manage.py there")
-        checkouts.append(Checkout("rotate_logs (baseline)", root, f"{args.db_name}_baseline"))
+        settings = dict(item.split("=", 1) for item in args.baseline_env)
+        checkouts.append(Checkout("rotate_logs (baseline)", root, f"{args.db_name}_baseline", env=settings))
 
     work = Path(tempfile.mkdtemp(prefix="bench-rotation-"))
     log_root = work / "logs"
@@ -244,6 +253,7 @@ def main() -> None:
                     "DATABASE_URL": checkout.db_url,
                     "PYTHONPATH": str(checkout.root),
                     "AWS_STORAGE_BUCKET_NAME": bucket,
+                    **checkout.env,
                 }
                 profile = checkout.root == REPO and args.profile
                 python = [sys.executable, "-m", "cProfile", "-o", args.profile] if profile else [sys.executable]
@@ -273,6 +283,8 @@ def report(runs: list[Run], files: int, total: int, args: argparse.Namespace, rc
         f"\n{files} files, {mb:.0f} MB ({total / files / 1e3:.0f} KB each), concurrency {args.concurrency}, "
         f"loopback SeaweedFS, {os.cpu_count()} CPUs, {rclone_version}"
     )
+    if args.baseline:
+        print(f"baseline: {args.baseline} {' '.join(args.baseline_env)}")
     print(f"{'run':<26} {'round':>5} {'seconds':>8} {'files/s':>8} {'MB/s':>7} {'CPU s':>6} {'weed CPU s':>10}")
     for run in runs:
         print(
