@@ -274,7 +274,7 @@ def _record(verified: list[_Verified], run: _Run) -> set[int]:
 
 
 def _rotate_batch(batch: list[tuple[LocalHourFile, ledger.Row]], run: _Run) -> list[FileReport]:
-    """Claim a batch in one statement, upload each claimed file, record the verified ones in one transaction and
+    """Claim a batch in one transaction, upload each claimed file, record the verified ones in another and
     only then delete their local files. Every failure is caught and recorded; one bad file never stops the others."""
 
     def report(local: LocalHourFile, outcome: str, reason: str = "") -> FileReport:
