@@ -36,9 +36,9 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from loggerapp.hourfiles.lines import failure_line, success_line
+from loggerapp.hourfiles.lines import failure_line, skipped_line, success_line
 from loggerapp.models import Status
-from loggerapp.pinger import decisions, schedule
+from loggerapp.pinger import decisions, schedule, startup
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
@@ -51,6 +51,7 @@ logger = logging.getLogger("loggerapp.pinger")
 poll_logger = logging.getLogger("loggerapp.pinger.polls")
 
 MAX_SCHEDULER_SLEEP = 0.25  # how long the scheduler may sleep: new households start within this
+STARTUP_WAIT_SECONDS = 10.0  # longest wait for the start's recount before polling anyway
 DB_RETRY_SECONDS = 5.0  # household list retry while the database is down and nothing is known yet
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -231,6 +232,7 @@ class Pinger:
     async def _poll_until_stopped(self) -> None:
         assert self._stop_event is not None
         await self._refresh(initial=True)
+        await self._after_first_load()
         background = [
             asyncio.create_task(self._scheduler(), name="scheduler"),
             asyncio.create_task(self._refresher(), name="refresher"),
@@ -267,6 +269,22 @@ class Pinger:
         log_changes(changes, len(self.households), initial)
         return True
 
+    async def _after_first_load(self) -> None:
+        """Restart lines, then statistics recounted from the files, before the first poll (pinger/startup.py)."""
+        assert self._writer is not None
+        loop = asyncio.get_running_loop()
+        started = time.time()
+        ids = {state.entry.cloud_id: state.entry.household_id for state in self.households.values()}
+        lines = await loop.run_in_executor(None, startup.gap_lines, self.config.log_root, list(ids), started)
+        for cloud_id, line in lines:
+            self._writer.put(LineJob(ids[cloud_id], cloud_id, started, False, line))
+        if ids:
+            # A daemon thread, waited for a bounded time: a hung database must neither delay polling nor the exit.
+            thread = Thread(target=startup.reconcile, args=(self.config.log_root, ids), name="pinger-reconcile")
+            thread.daemon = True
+            thread.start()
+            await loop.run_in_executor(None, thread.join, STARTUP_WAIT_SECONDS)
+
     async def _refresher(self) -> None:
         while not self._stopping:
             wait = DB_RETRY_SECONDS if (self.loader.database_down and not self.households) else self.config.refresh
@@ -287,14 +305,17 @@ class Pinger:
                 state.next_tick = tick + 1  # the cadence goes on whatever this tick does
                 self._queue_next_tick(state)
                 if action is TickAction.SKIP:
-                    self._skipped(state)
+                    self._skipped(state, due)
                 else:
                     self._launch(state, due, tick)
             next_due = self.ticks.next_due()
             delay = next_due - time.time() if next_due is not None else MAX_SCHEDULER_SLEEP
             await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
 
-    def _skipped(self, state: HouseholdState) -> None:
+    def _skipped(self, state: HouseholdState, due: float) -> None:
+        assert self._writer is not None
+        entry = state.entry
+        self._writer.put(LineJob(entry.household_id, entry.cloud_id, due, False, skipped_line(entry.cloud_id, due)))
         self.counts.tick_skipped()
         if self.config.log_each_poll:
             poll_logger.info("household %s: tick skipped, previous poll still in flight", state.entry.cloud_id)
