@@ -52,7 +52,7 @@ def test_all_parts_healthy_answers_200_without_authentication(client):
     response, body = get_healthz(client)
     assert response.status_code == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "redis", "pinger"}
+    assert set(body["checks"]) == {"database", "redis", "pinger", "disk", "scheduler"}
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["pinger"]["data"]["households"] == 3
 

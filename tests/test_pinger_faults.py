@@ -7,6 +7,7 @@ subprocess sees them.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -61,3 +62,43 @@ def test_after_a_kill_9_statistics_converge_to_the_files_and_the_restart_is_mark
         assert restart["ok"] is False and restart["error_kind"] == "restart"
         assert restart["last_line_time"] == pytest.approx(max(line["poll_time"] for line in before[cloud_id]))
         assert restart["poll_time"] > restart["last_line_time"]
+
+
+LIMIT = 1500
+
+
+def test_a_full_disk_is_logged_once_per_household_and_cause_and_reported_everywhere(
+    eagle_simulator, make_household, start_pinger, client, settings
+):
+    """Every file, pinger.log included, stops taking bytes at 1.5 KB (RLIMIT_FSIZE: EFBIG, and short writes at the
+    edge, as on a full disk). The pinger goes on; each household's failure is logged once, whatever the byte
+    counts of the short writes; the service log drops its records without a single logging traceback; the
+    heartbeat carries disk_full, which fails /healthz, shows in /metrics and fires the disk alert."""
+    from loggerapp.ops.alerts import current_alerts
+    from loggerapp.ops.health import check_disk
+    from loggerapp.ops.metrics import render_metrics
+
+    sim = eagle_simulator
+    cloud_ids = ["00e101", "00e102", "00e103"]
+    for cloud_id in cloud_ids:
+        add(sim, make_household, cloud_id)
+    pinger = start_pinger("--interval", str(INTERVAL), env={"EAGLE_CLOUD_URL": sim.cloud_url}, file_size_limit=LIMIT)
+    assert wait_for(lambda: check_disk().ok is False, timeout=30), pinger.service_log
+    assert wait_for(lambda: all(sim.requests(c) >= 30 for c in cloud_ids), timeout=30)  # still polling
+    service_log = pinger.log_root / "pinger" / "pinger.log"
+    assert wait_for(lambda: service_log.stat().st_size > LIMIT - 200, timeout=30)  # pinger.log is full too
+    time.sleep(3)  # a summary or two more, refused by the full pinger.log
+    assert re.search(r'iseif_pinger_disk_full\{shard="[^"]+"\} 1\.0', render_metrics().decode())
+    assert any(alert.key == "disk" for alert in current_alerts())
+    settings.METRICS_ALLOW_LOOPBACK = True
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert "disk full" in health.json()["checks"]["disk"]["detail"]
+    assert pinger.stop() == 0, pinger.stderr
+
+    for cloud_id in cloud_ids:
+        assert pinger.stderr.count(f"household {cloud_id}: line not written to its hour file") == 1, pinger.stderr
+    assert "Logging error" not in pinger.stderr and "Traceback" not in pinger.stderr, pinger.stderr[-3000:]
+    assert pinger.stderr.count("pinger.log cannot be written (EFBIG)") == 1, pinger.stderr[-3000:]
+    assert len(pinger.stderr) < 20_000  # not a flood: a few lines per household and per minute
+    read_hour_files(pinger.log_root)  # every file holds whole lines only
