@@ -15,7 +15,7 @@ import pytest
 
 from loggerapp.models import HouseholdStats
 from tests.fixtures.pinger import read_hour_files
-from tests.test_pinger_run import INTERVAL, add, wait_for
+from tests.test_pinger_run import INTERVAL, add, lag, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -102,3 +102,38 @@ def test_a_full_disk_is_logged_once_per_household_and_cause_and_reported_everywh
     assert pinger.stderr.count("pinger.log cannot be written (EFBIG)") == 1, pinger.stderr[-3000:]
     assert len(pinger.stderr) < 20_000  # not a flood: a few lines per household and per minute
     read_hour_files(pinger.log_root)  # every file holds whole lines only
+
+
+def test_households_timing_out_never_delay_the_healthy_ones(eagle_simulator, make_household, start_pinger):
+    """20 households that never answer in time, against 8 polls in flight: alone they would hold every slot (each
+    poll holds one for a second, every half second). Once they failed they poll within their own budget of 3, and
+    the healthy households keep their cadence."""
+    sim = eagle_simulator
+    healthy = ["00f101", "00f102", "00f103", "00f104"]
+    slow = [f"00f2{n:02x}" for n in range(20)]
+    for cloud_id in healthy + slow:
+        add(sim, make_household, cloud_id)
+    for cloud_id in slow:
+        sim.set_fault(cloud_id, "slow", delay_ms=5000)
+    pinger = start_pinger(
+        "--interval",
+        str(INTERVAL),
+        "--max-in-flight",
+        "8",
+        env={"EAGLE_CLOUD_URL": sim.cloud_url, "EAGLE_READ_TIMEOUT": "1", "PINGER_MAX_SLOW_IN_FLIGHT": "3"},
+    )
+    assert wait_for(lambda: sim.requests(healthy[0]) >= 4, timeout=20), pinger.service_log
+    warm = time.time() + 3  # every slow household has failed once by then
+    time.sleep(9)
+    assert pinger.stop() == 0, pinger.stderr
+    lines = read_hour_files(pinger.log_root)
+    for cloud_id in healthy:
+        polls = [line for line in lines[cloud_id] if line["poll_time"] > warm and "event" not in line]
+        assert len(polls) >= 10, cloud_id
+        assert all(line["ok"] for line in polls)
+        lags = sorted(lag(line) for line in polls)
+        assert lags[-1] < 0.25, (cloud_id, lags)
+        assert not [line for line in lines[cloud_id] if line.get("event") == "skipped" and line["poll_time"] > warm]
+    failed = [line for c in slow for line in lines[c] if line["poll_time"] > warm and "event" not in line]
+    assert failed and all(line["error_kind"] == "unreachable" for line in failed)
+    assert len(failed) <= 3 * 9 / 1.0 + 6  # at most 3 at once, about a second each

@@ -39,6 +39,7 @@ from wsgiref.simple_server import WSGIServer
 from loggerapp.hourfiles.lines import failure_line, skipped_line, success_line
 from loggerapp.models import Status
 from loggerapp.pinger import decisions, schedule, startup
+from loggerapp.pinger.budget import PollBudget
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
@@ -64,6 +65,7 @@ class PingerConfig:
     interval: float = 6.0
     refresh: float = 60.0
     max_in_flight: int = 1024
+    max_slow_in_flight: int = 256  # polls in flight of households timing out (pinger/budget.py)
     max_open_files: int = 1024
     shard: schedule.Shard = field(default_factory=schedule.Shard)
     once: bool = False
@@ -127,6 +129,7 @@ class Pinger:
         self._client: Any = None
         self._writer: WriterThread | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._budget: PollBudget | None = None
         self._started_at = 0.0
 
     def stop(self, reason: str = "asked to stop") -> None:
@@ -163,6 +166,7 @@ class Pinger:
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
+        self._budget = PollBudget(self._semaphore, config.max_slow_in_flight)
         self._started_at = time.time()
         for signum in _STOP_SIGNALS:
             try:
@@ -201,7 +205,7 @@ class Pinger:
     def _open_client(self) -> Any:
         from loggerapp.eagle import AsyncEagleClient
 
-        options: dict[str, Any] = {"max_connections": self.config.max_in_flight}
+        options: dict[str, Any] = {"max_connections": self.config.max_in_flight + self.config.max_slow_in_flight}
         if self.config.cloud_url:
             options["cloud_url"] = self.config.cloud_url
         return AsyncEagleClient(**options)
@@ -328,7 +332,8 @@ class Pinger:
 
     async def _poll(self, state: HouseholdState, due: float, tick: int) -> None:
         try:
-            answer = await self._ask(state.entry)
+            assert self._budget is not None
+            answer = await self._ask(state.entry, self._budget.for_state(state))
         finally:
             state.polling = False
         if answer is None:
@@ -339,12 +344,13 @@ class Pinger:
         else:
             self._record_failure(state, answer, lag, tick)
 
-    async def _ask(self, entry: HouseholdEntry) -> _Answer | None:
-        """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind."""
+    async def _ask(self, entry: HouseholdEntry, budget: asyncio.Semaphore | None = None) -> _Answer | None:
+        """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind.
+        ``budget``: the semaphore of its polls in flight (pinger/budget.py), the main one by default."""
         from loggerapp.eagle import EagleError
 
         assert self._semaphore is not None
-        async with self._semaphore:
+        async with budget or self._semaphore:
             if self._stopping:
                 return None  # never started: nothing to finish
             self.metrics.in_flight.inc()

@@ -46,6 +46,7 @@ class Command(BaseCommand):
                 interval=_or(options["interval"], settings.PINGER_INTERVAL),
                 refresh=_or(options["refresh"], settings.PINGER_REFRESH),
                 max_in_flight=_or(options["max_in_flight"], settings.PINGER_MAX_IN_FLIGHT),
+                max_slow_in_flight=settings.PINGER_MAX_SLOW_IN_FLIGHT,
                 max_open_files=settings.PINGER_MAX_OPEN_FILES,
                 shard=_shard(options["shard"]),
                 once=options["once"],
