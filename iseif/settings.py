@@ -286,7 +286,7 @@ PINGER_MAX_SLOW_IN_FLIGHT = env_int("PINGER_MAX_SLOW_IN_FLIGHT", 256)
 # How long a stopping pinger waits for its last statistics flush (a hung database) before it exits anyway,
 # logging what stays unsaved; keep it under supervisor's stopwaitsecs (30).
 PINGER_STOP_WAIT = env_float("PINGER_STOP_WAIT", 10.0)
-# A flush or a household load blocked this many intervals (and at least 30 s) is logged as a warning.
+# A statistics flush or a household load blocked this many intervals is logged as a warning.
 PINGER_BLOCKED_INTERVALS = env_int("PINGER_BLOCKED_INTERVALS", 5)
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from loggerapp.models import HouseholdStats
 from tests.fixtures.pinger import read_hour_files
-from tests.test_pinger_run import INTERVAL, add, lag, wait_for
+from tests.test_pinger_run import INTERVAL, add, lag, secret, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -137,3 +137,54 @@ def test_households_timing_out_never_delay_the_healthy_ones(eagle_simulator, mak
     failed = [line for c in slow for line in lines[c] if line["poll_time"] > warm and "event" not in line]
     assert failed and all(line["error_kind"] == "unreachable" for line in failed)
     assert len(failed) <= 3 * 9 / 1.0 + 6  # at most 3 at once, about a second each
+
+
+def test_a_database_that_never_answers_is_reported_and_never_stops_polling_nor_the_exit(
+    eagle_simulator, make_household, start_pinger, database_proxy
+):
+    """The database behind a proxy that accepts connections and never relays a byte. A running pinger keeps
+    polling, says that its flush and its household load are blocked, and on SIGTERM exits in bounded time naming
+    what stays unsaved. A pinger started during the outage polls the households of its local cache (passwords
+    encrypted there), and takes the database's list again once it answers."""
+    sim = eagle_simulator
+    cloud_ids = ["00c101", "00c102"]
+    for cloud_id in cloud_ids:
+        add(sim, make_household, cloud_id)
+    env = {
+        "EAGLE_CLOUD_URL": sim.cloud_url,
+        "DATABASE_URL": database_proxy.url,
+        "DB_CONNECT_TIMEOUT": "8",
+        "PINGER_BLOCKED_INTERVALS": "4",  # 2 s at 0.5 s
+        "PINGER_STOP_WAIT": "2",
+    }
+    first = start_pinger("--interval", str(INTERVAL), "--refresh", "1", env=env)
+    assert wait_for(lambda: all(sim.requests(c) >= 3 for c in cloud_ids), timeout=20), first.service_log
+    cache = first.log_root / "pinger" / "households-1of1.json"
+    assert wait_for(cache.exists, timeout=5)
+    assert cache.stat().st_mode & 0o777 == 0o600
+    text = cache.read_text()
+    assert "00c101" in text and secret("00c101") not in text  # the ciphertext, never the password
+
+    database_proxy.black_hole()
+    assert wait_for(lambda: "statistics flush blocked for" in first.service_log, timeout=15), first.service_log
+    assert wait_for(lambda: "household list load blocked for" in first.service_log, timeout=15), first.service_log
+    during = sim.requests("00c101")
+    assert wait_for(lambda: sim.requests("00c101") >= during + 6, timeout=10)  # still polling
+    stopping = time.monotonic()
+    assert first.stop(timeout=30) == 0, first.stderr
+    assert time.monotonic() - stopping < 15  # supervisor's stopwaitsecs is 30
+    assert "households not saved: the database did not answer within 2 s" in first.service_log
+
+    second = start_pinger("--interval", str(INTERVAL), "--refresh", "1", env={**env, "DB_CONNECT_TIMEOUT": "2"})
+    assert wait_for(lambda: "polling the 2 households of the cache" in second.service_log, timeout=20), (
+        second.service_log + second.stderr
+    )
+    started = {c: sim.requests(c) for c in cloud_ids}
+    assert wait_for(lambda: all(sim.requests(c) >= started[c] + 4 for c in cloud_ids), timeout=15)
+    database_proxy.relay_again()
+    assert wait_for(lambda: "database reachable again" in second.service_log, timeout=20), second.service_log
+    assert second.stop() == 0, second.stderr
+    lines = read_hour_files(second.log_root)
+    assert all(readings(lines[c]) >= 10 for c in cloud_ids)
+    everything = first.service_log + first.stderr + second.stderr
+    assert secret("00c101") not in everything

@@ -38,7 +38,7 @@ from wsgiref.simple_server import WSGIServer
 
 from loggerapp.hourfiles.lines import failure_line, skipped_line, success_line
 from loggerapp.models import Status
-from loggerapp.pinger import decisions, schedule, startup
+from loggerapp.pinger import decisions, household_cache, schedule, startup
 from loggerapp.pinger.budget import PollBudget
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
@@ -79,6 +79,8 @@ class PingerConfig:
     poll_deadline: float = 7.0  # outer bound of one poll; the client's own timeouts normally end it first
     cloud_url: str | None = None
     heartbeat_name: str = ""
+    stop_wait: float = 10.0  # longest wait for the last statistics flush at stop (a hung database)
+    blocked_intervals: int = 5  # a flush or load blocked this many intervals is logged
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -122,7 +124,8 @@ class Pinger:
         self.households: dict[str, HouseholdState] = {}
         self.ticks: schedule.TickQueue[tuple[HouseholdState, int]] = schedule.TickQueue()
         self.stats = StatsAccumulator()
-        self.loader = HouseholdLoader(config.shard)
+        self.loader = HouseholdLoader(config.shard, warn_after=max(1.0, config.blocked_intervals * config.interval))
+        self._flusher: StatsFlusher | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
@@ -140,6 +143,10 @@ class Pinger:
         logger.info("stopping (%s): finishing %d polls in flight", reason, self.in_flight)
         if self._stop_event is not None:
             self._stop_event.set()
+
+    @property
+    def blocked_after(self) -> float:
+        return max(1.0, self.config.blocked_intervals * self.config.interval)
 
     @property
     def in_flight(self) -> int:
@@ -183,8 +190,10 @@ class Pinger:
             heartbeat_name=config.heartbeat_name,
             interval=config.interval,
             heartbeat=self._heartbeat,
+            warn_after=self.blocked_after,
         )
         self._writer = writer
+        self._flusher = flusher
         writer.start()
         flusher.start()
         services = _Services(writer, flusher)
@@ -219,7 +228,14 @@ class Pinger:
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
         services.writer.stop()
-        services.flusher.stop()
+        services.flusher.stop(timeout=self.config.stop_wait)
+        if services.flusher.is_alive():  # the database did not answer the last flush in time
+            logger.error(
+                "statistics of %d households not saved: the database did not answer within %g s; exiting anyway "
+                "(the totals are recounted from the files at the next start)",
+                services.flusher.unsaved(),
+                self.config.stop_wait,
+            )
         self.loader.close()
         if services.metrics_server is not None:
             server, _thread = services.metrics_server
@@ -235,10 +251,12 @@ class Pinger:
 
     async def _poll_until_stopped(self) -> None:
         assert self._stop_event is not None
-        await self._refresh(initial=True)
+        if not await self._refresh(initial=True):
+            self._start_from_cache()
         await self._after_first_load()
         background = [
             asyncio.create_task(self._scheduler(), name="scheduler"),
+            asyncio.create_task(self._watch_blocked(), name="watch-blocked"),
             asyncio.create_task(self._refresher(), name="refresher"),
             asyncio.create_task(self._summaries(), name="summaries"),
         ]
@@ -267,11 +285,50 @@ class Pinger:
         if loaded is None:
             return False
         changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
+        if (changes or initial) and not self.config.once:
+            self._save_cache(loaded)
         for state in to_queue:
             self._queue_next_tick(state)
         self.metrics.households.set(len(self.households))
         log_changes(changes, len(self.households), initial)
         return True
+
+    def _save_cache(self, loaded: dict[str, HouseholdEntry]) -> None:
+        path = household_cache.cache_path(self.config.log_root, self.config.shard)
+
+        def save() -> None:
+            try:
+                household_cache.save(path, loaded.values())
+            except OSError as exc:
+                logger.warning("household cache %s not written (%s)", path, exc.strerror or exc)
+
+        Thread(target=save, name="pinger-cache", daemon=True).start()
+
+    def _start_from_cache(self) -> None:
+        """The database cannot be read at start: poll the households of the last good load (household_cache)."""
+        path = household_cache.cache_path(self.config.log_root, self.config.shard)
+        cached = household_cache.load(path)
+        if cached is None:
+            logger.error("database unavailable at start and no household cache at %s: nothing to poll yet", path)
+            return
+        entries, saved_at = cached
+        _changes, to_queue = apply_load(self.households, entries, time.time(), self.config.interval)
+        for state in to_queue:
+            self._queue_next_tick(state)
+        self.metrics.households.set(len(self.households))
+        logger.warning(
+            "database unavailable at start: polling the %d households of the cache saved %s UTC, until it answers",
+            len(self.households),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(saved_at)),
+        )
+
+    async def _watch_blocked(self) -> None:
+        """Say when a flush or a household load has been blocked for several intervals (pinger/blocking.py)."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self._flusher is not None:
+                self._flusher.watch.check(f"statistics of {self._flusher.unsaved()} households wait in memory")
+            self.loader.watch.check(f"polling the {len(self.households)} known households")
 
     async def _after_first_load(self) -> None:
         """Restart lines, then statistics recounted from the files, before the first poll (pinger/startup.py)."""

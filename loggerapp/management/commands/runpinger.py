@@ -57,6 +57,8 @@ class Command(BaseCommand):
                 flush_every=settings.PINGER_FLUSH_SECONDS,
                 summary_every=settings.PINGER_SUMMARY_SECONDS,
                 poll_deadline=settings.EAGLE_CONNECT_TIMEOUT + settings.EAGLE_READ_TIMEOUT + 1.0,
+                stop_wait=settings.PINGER_STOP_WAIT,
+                blocked_intervals=settings.PINGER_BLOCKED_INTERVALS,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
