@@ -280,8 +280,8 @@ PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
 PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
 PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
 PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
-# Polls in flight for households whose last poll failed as unreachable (timeouts): their own budget, so that
-# however many of them there are, healthy households always find room in PINGER_MAX_IN_FLIGHT (docs/pinger.md).
+# Polls in flight for households whose last poll did not succeed (timeouts, never polled yet...): their own
+# budget, so that however many there are, healthy households always find room in PINGER_MAX_IN_FLIGHT.
 PINGER_MAX_SLOW_IN_FLIGHT = env_int("PINGER_MAX_SLOW_IN_FLIGHT", 256)
 # How long a stopping pinger waits for its last statistics flush (a hung database) before it exits anyway,
 # logging what stays unsaved; keep it under supervisor's stopwaitsecs (30).

@@ -106,7 +106,7 @@ def test_a_full_disk_is_logged_once_per_household_and_cause_and_reported_everywh
 
 def test_households_timing_out_never_delay_the_healthy_ones(eagle_simulator, make_household, start_pinger):
     """20 households that never answer in time, against 8 polls in flight: alone they would hold every slot (each
-    poll holds one for a second, every half second). Once they failed they poll within their own budget of 3, and
+    poll holds one for a second, every half second). Not answering, they poll within their own budget of 3, and
     the healthy households keep their cadence."""
     sim = eagle_simulator
     healthy = ["00f101", "00f102", "00f103", "00f104"]

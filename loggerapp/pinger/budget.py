@@ -2,12 +2,17 @@
 
 One semaphore (``PINGER_MAX_IN_FLIGHT``) alone lets slow households take every slot: each holds one for a whole
 poll deadline (about 7 s), so with the defaults about 1,536 households timing out at once kept healthy ones
-waiting. The rule: a household whose last poll failed as ``unreachable`` (no answer in time, refused, reset) polls
-within the failing budget (``PINGER_MAX_SLOW_IN_FLIGHT``); every other household within the main one. However
-many households fail, the main budget holds only healthy households' polls, each a fraction of a second. A
-household that just started timing out takes a main slot for that one poll (at most one poll deadline); its
-next poll is in the failing budget. A failing household waiting for its budget keeps its tick "in flight", so
-its later ticks are skipped (and written as ``skipped`` lines): it is polled less often, the others never later.
+waiting. The rule: **a household polls within the main budget only while its last poll succeeded** (status
+``ok``); every other household (never polled yet, unreachable, timing out, bad answers, bad credentials) polls
+within the failing budget (``PINGER_MAX_SLOW_IN_FLIGHT``). However many households fail, the main budget holds
+only the polls of households that answered last time, each a fraction of a second.
+
+What it costs: a household new to the study waits in the failing budget until its first success (at a first
+start of a whole study, 256 slots still run 1,280 polls/s at 200 ms); statuses are stored, so a restart puts
+each household straight back in its budget. A household that answered last time and now times out holds a main
+slot for that one poll (at most one poll deadline) before it moves. A failing household waiting for a slot keeps
+its tick in flight, so its later ticks are skipped (and written as ``skipped`` lines): failing households are
+polled less often when there are more of them than their budget, healthy ones never later.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from loggerapp.pinger.decisions import HouseholdState
 
 
 def is_failing(state: HouseholdState) -> bool:
-    """Whether a household polls within the failing budget (module docstring)."""
-    return state.status == Status.UNREACHABLE
+    """Whether a household polls within the failing budget: its last poll did not succeed (module docstring)."""
+    return state.status != Status.OK
 
 
 class PollBudget:

@@ -65,7 +65,7 @@ class PingerConfig:
     interval: float = 6.0
     refresh: float = 60.0
     max_in_flight: int = 1024
-    max_slow_in_flight: int = 256  # polls in flight of households timing out (pinger/budget.py)
+    max_slow_in_flight: int = 256  # polls in flight of households whose last poll failed (pinger/budget.py)
     max_open_files: int = 1024
     shard: schedule.Shard = field(default_factory=schedule.Shard)
     once: bool = False
