@@ -53,3 +53,16 @@ def test_totals_are_raised_to_the_files_and_never_lowered(log_root, make_househo
     assert HouseholdStats.objects.get(household=short).total_events_logged == 41
     assert HouseholdStats.objects.get(household=imported).total_events_logged == 90_000
     assert reconcile_totals(log_root, {"002506": short.pk, "002507": imported.pk}) == 0  # converged
+
+
+def test_a_running_pingers_own_lines_are_left_out_of_the_recount(log_root):
+    """The recount runs while the new pinger already appends: only readings polled before its start count."""
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    write(log_root, "002506", hour, readings=1)
+    path = hour_file_path(log_root, "002506", hour)
+    started = now.timestamp()
+    with open(path, "ab") as handle:
+        handle.write(reading("002506", started - 1) + reading("002506", started) + reading("002506", started + 5))
+    assert counted_readings(log_root, {"002506"}, before=started) == {"002506": 2}
+    assert counted_readings(log_root, {"002506"}) == {"002506": 4}

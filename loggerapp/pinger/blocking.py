@@ -6,7 +6,7 @@ its statement timeout cannot fire either. The pinger cannot end such a call, but
 
 - ``BlockedWatch`` times one call at a time (a statistics flush, a household load); the event loop checks it
   every second and logs a warning once a call has been blocked longer than ``warn_after``, and once more when
-  the call finally returns.
+  calls return in time again: one pair of lines per episode, however many calls it lasts.
 - ``run_in_daemon_thread`` runs a blocking call in a daemon thread of its own: a call that never returns then
   neither holds up the loop nor the process's exit (a ThreadPoolExecutor's threads are joined at exit).
 """
@@ -37,10 +37,15 @@ class BlockedWatch:
         self.started = self.clock()
 
     def end(self) -> None:
+        """The call returned. The warning stays given while calls keep taking too long (each ending at a timeout,
+        say); the first call back in time ends the episode, logged once."""
         started, self.started = self.started, None
-        if self.warned and started is not None:
+        if started is None or not self.warned:
+            return
+        took = self.clock() - started
+        if took <= self.warn_after:
             self.warned = False
-            logger.warning("%s returned after %.0f s blocked", self.what, self.clock() - started)
+            logger.warning("%s returns in time again (%.1f s)", self.what, took)
 
     def blocked_for(self) -> float:
         started = self.started

@@ -60,6 +60,9 @@ class StatsFlusher(threading.Thread):
         self._stop_event = threading.Event()
         self.watch = BlockedWatch("statistics flush", warn_after)
         self.batch_in_flight = 0  # households of the batch being written (unsaved if the flush never returns)
+        # Set once the start's recount is done (pinger/reconcile.py): until then this run's counts wait in memory,
+        # so that the recount sees the total as it was before this run.
+        self.released = threading.Event()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop_event.set()
@@ -68,7 +71,8 @@ class StatsFlusher(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_event.wait(self.every):
-                self.flush()
+                if self.released.is_set():
+                    self.flush()
             if not self.flush():
                 pending = len(self.accumulator)
                 logger.error("statistics of %d households could not be saved at shutdown (database down)", pending)

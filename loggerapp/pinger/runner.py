@@ -52,7 +52,6 @@ logger = logging.getLogger("loggerapp.pinger")
 poll_logger = logging.getLogger("loggerapp.pinger.polls")
 
 MAX_SCHEDULER_SLEEP = 0.25  # how long the scheduler may sleep: new households start within this
-STARTUP_WAIT_SECONDS = 10.0  # longest wait for the start's recount before polling anyway
 DB_RETRY_SECONDS = 5.0  # household list retry while the database is down and nothing is known yet
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -194,6 +193,8 @@ class Pinger:
         )
         self._writer = writer
         self._flusher = flusher
+        if config.once:
+            flusher.released.set()  # --once writes no restart lines and recounts nothing
         writer.start()
         flusher.start()
         services = _Services(writer, flusher)
@@ -331,20 +332,21 @@ class Pinger:
             self.loader.watch.check(f"polling the {len(self.households)} known households")
 
     async def _after_first_load(self) -> None:
-        """Restart lines, then statistics recounted from the files, before the first poll (pinger/startup.py)."""
-        assert self._writer is not None
+        """Restart lines before the first poll; the recount of the statistics from the files in the background
+        (pinger/startup.py), the flush thread holding this run's counts until it is done."""
+        assert self._writer is not None and self._flusher is not None
         loop = asyncio.get_running_loop()
         started = time.time()
         ids = {state.entry.cloud_id: state.entry.household_id for state in self.households.values()}
         lines = await loop.run_in_executor(None, startup.gap_lines, self.config.log_root, list(ids), started)
         for cloud_id, line in lines:
             self._writer.put(LineJob(ids[cloud_id], cloud_id, started, False, line))
-        if ids:
-            # A daemon thread, waited for a bounded time: a hung database must neither delay polling nor the exit.
-            thread = Thread(target=startup.reconcile, args=(self.config.log_root, ids), name="pinger-reconcile")
-            thread.daemon = True
-            thread.start()
-            await loop.run_in_executor(None, thread.join, STARTUP_WAIT_SECONDS)
+        if not ids:
+            self._flusher.released.set()
+            return
+        # A daemon thread: a hung database must neither delay polling nor the exit.
+        args = (self.config.log_root, ids, started, self._flusher.released.set)
+        Thread(target=startup.reconcile, args=args, name="pinger-reconcile", daemon=True).start()
 
     async def _refresher(self) -> None:
         while not self._stopping:
