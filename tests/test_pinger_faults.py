@@ -132,7 +132,7 @@ def test_households_timing_out_never_delay_the_healthy_ones(eagle_simulator, mak
         assert len(polls) >= 10, cloud_id
         assert all(line["ok"] for line in polls)
         lags = sorted(lag(line) for line in polls)
-        assert lags[-1] < 0.25, (cloud_id, lags)
+        assert lags[-1] < 0.5, (cloud_id, lags)  # without the budget: seconds, and most ticks skipped
         assert not [line for line in lines[cloud_id] if line.get("event") == "skipped" and line["poll_time"] > warm]
     failed = [line for c in slow for line in lines[c] if line["poll_time"] > warm and "event" not in line]
     assert failed and all(line["error_kind"] == "unreachable" for line in failed)
