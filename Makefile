@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/data
 export DATA_DIR
 
-.PHONY: run demo manage demo-clean service-env test lint format venv services system-packages clean-venv
+.PHONY: run demo manage demo-clean service-env test faults lint format venv services system-packages clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@python=$$(sh scripts/find-python.sh) && echo "Using $$python" && \
@@ -34,6 +34,10 @@ format: venv
 # The whole suite, against real PostgreSQL, Redis, SeaweedFS and the EAGLE simulator.
 test: venv services system-packages lint
 	REQUIRE_BROWSER=$${REQUIRE_BROWSER:-1} $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The fault experiments (bench/faults.py): real processes, about six minutes; not part of `make test`.
+faults: venv services
+	$(VENV)/bin/python bench/faults.py $(FAULTS_ARGS)
 
 # --- make run / make demo / make manage: the services on this machine, under the supervisor file operations use ----
 # Every command runs through scripts/iseif with one environment file (iseif/service_env.py): `make run` writes

@@ -107,6 +107,15 @@ if _database_url:
             f"DATABASE_URL cannot be read ({type(exc).__name__}); it looks like "
             "postgres://user:password@host:5432/name (special characters in the password %-encoded)"
         ) from None
+    # A database that accepts connections and never answers must not hang a process for ever: libpq gives up
+    # connecting after DB_CONNECT_TIMEOUT seconds, the server cancels a statement after DB_STATEMENT_TIMEOUT
+    # (0 = no limit). Options given in DATABASE_URL's query string win.
+    if _database.get("ENGINE", "").endswith("postgresql"):
+        _options = _database.setdefault("OPTIONS", {})
+        _options.setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 10))
+        _statement_ms = int(env_float("DB_STATEMENT_TIMEOUT", 300.0) * 1000)
+        if _statement_ms > 0 and "options" not in _options:
+            _options["options"] = f"-c statement_timeout={_statement_ms}"
     DATABASES = {"default": {**_database, "CONN_HEALTH_CHECKS": True}}
 else:
     try:
@@ -271,6 +280,14 @@ PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
 PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
 PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
 PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
+# Polls in flight for households whose last poll did not succeed (timeouts, never polled yet...): their own
+# budget, so that however many there are, healthy households always find room in PINGER_MAX_IN_FLIGHT.
+PINGER_MAX_SLOW_IN_FLIGHT = env_int("PINGER_MAX_SLOW_IN_FLIGHT", 256)
+# How long a stopping pinger waits for its last statistics flush (a hung database) before it exits anyway,
+# logging what stays unsaved; keep it under supervisor's stopwaitsecs (30).
+PINGER_STOP_WAIT = env_float("PINGER_STOP_WAIT", 10.0)
+# A statistics flush or a household load blocked this many intervals is logged as a warning.
+PINGER_BLOCKED_INTERVALS = env_int("PINGER_BLOCKED_INTERVALS", 5)
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never

@@ -11,6 +11,10 @@ its own file under LOG_ROOT, opened here and nowhere else:
   ``configure_service_log("server")`` once Django has configured logging; the same file's gunicorn loggers
   (boots, worker timeouts, access lines) use ``formatter`` and ``MakingWatchedFileHandler`` from here.
 
+A service log on a full disk (or one that cannot be written for any other reason) drops its records quietly
+instead of printing a logging traceback for each (``MakingWatchedFileHandler.handleError``): it says so once on
+stderr, and once it can write again, writes how many records it dropped.
+
 Files are opened with WatchedFileHandler, which notices when logrotate moves a file away and reopens the path, so
 operations can rotate them without signalling the process. They are created 0600 in 0700 folders whatever the
 umask (iseif/private.py): a service log names households and gateways. Opening is idempotent: a file already
@@ -23,9 +27,11 @@ by argparse, so a bad value is a one-line usage error, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import logging.handlers
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,6 +57,54 @@ class MakingWatchedFileHandler(logging.handlers.WatchedFileHandler):
     def __init__(self, filename: str, *args: Any, **kwargs: Any) -> None:
         make_private_dir(Path(filename).parent)
         super().__init__(filename, *args, **kwargs)
+
+    dropped = 0  # records lost since the file stopped taking them
+    _cause = ""
+    _failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.dropped:  # the file refused records before: say how many first, if it takes lines again
+            count, self.dropped = self.dropped, 0
+            self._emit_guarded(self._dropped_note(record, count))
+            if self._failed_now:  # still refused: the note is not a record of its own
+                self.dropped = count
+            else:
+                self._cause = ""  # recovered: the next outage is announced again
+        self._emit_guarded(record)
+
+    def _emit_guarded(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        try:
+            super().emit(record)  # reopening after logrotate happens here, outside StreamHandler's own guard
+        except OSError:
+            self.handleError(record)
+
+    def _dropped_note(self, record: logging.LogRecord, count: int) -> logging.LogRecord:
+        message = "service log %s: %d records dropped while it could not be written (%s)"
+        return logging.LogRecord(
+            record.name, logging.WARNING, __file__, 0, message, (self.baseFilename, count, self._cause), None
+        )
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Drop a record the file refused (a full disk): one line on stderr when that starts, no traceback."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        self._failed_now = True
+        self.dropped += 1
+        if not self._cause:
+            self._cause = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+            sys.stderr.write(
+                f"service log {self.baseFilename} cannot be written ({self._cause}); dropping its records until it "
+                "can\n"
+            )
+        if self.stream is not None:  # a buffered text stream keeps what it failed to write: start clean
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None  # type: ignore[assignment]
 
     def _open(self):  # type: ignore[no-untyped-def]
         fd = open_private(self.baseFilename, os.O_WRONLY | os.O_APPEND | getattr(os, "O_CLOEXEC", 0))

@@ -59,7 +59,10 @@ def test_a_request_relayed_from_loopback_is_not_local(client, healthy, header):
     relayed = client.get("/metrics", headers={header: value})
     assert relayed.status_code == 401
     health = client.get("/healthz", headers={header: value})
-    assert json.loads(health.content) == {"status": "ok", "checks": {"database": "ok", "redis": "ok", "pinger": "ok"}}
+    assert json.loads(health.content) == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok", "pinger": "ok", "disk": "ok", "scheduler": "ok"},
+    }
 
 
 # --- /healthz: one word per part for anyone, details for staff, tokens and local scrapers -----------------------
@@ -68,7 +71,10 @@ def test_a_request_relayed_from_loopback_is_not_local(client, healthy, header):
 def test_anonymous_healthz_says_one_word_per_part_and_nothing_about_the_installation(client, healthy, settings):
     response = client.get("/healthz", **REMOTE)
     assert response.status_code == 200
-    assert json.loads(response.content) == {"status": "ok", "checks": {"database": "ok", "redis": "ok", "pinger": "ok"}}
+    assert json.loads(response.content) == {
+        "status": "ok",
+        "checks": {"database": "ok", "redis": "ok", "pinger": "ok", "disk": "ok", "scheduler": "ok"},
+    }
     text = response.content.decode()
     assert "postgresql" not in text and "pinger-host" not in text and "42" not in text
 
@@ -76,7 +82,10 @@ def test_anonymous_healthz_says_one_word_per_part_and_nothing_about_the_installa
     failing = client.get("/healthz", **REMOTE)
     assert failing.status_code == 503
     body = json.loads(failing.content)
-    assert body == {"status": "failing", "checks": {"database": "ok", "redis": "failing", "pinger": "ok"}}
+    assert body == {
+        "status": "failing",
+        "checks": {"database": "ok", "redis": "failing", "pinger": "ok", "disk": "ok", "scheduler": "ok"},
+    }
 
 
 def test_staff_tokens_and_local_scrapers_get_the_details(client, staff_client, healthy, api_token):

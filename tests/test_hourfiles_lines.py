@@ -248,3 +248,30 @@ def test_expected_lines_of_the_current_hour_grow_with_its_elapsed_share():
     assert coverage(540, 600) == pytest.approx(0.9)
     assert coverage(700, 600) == 1.0  # two pingers on one household
     assert coverage(5, 0) == 0.0
+
+
+# --- Event lines: gaps explained by the pinger itself -----------------------------------------------------------
+
+
+def test_skipped_and_restart_lines_are_failure_shaped_and_never_count_as_readings():
+    from loggerapp.hourfiles.lines import restart_line, skipped_line
+
+    skipped = skipped_line("002506", 1764386412.0)
+    restart = restart_line("002506", 1764386500.25, 1764386406.000512)
+    assert json.loads(skipped) == {
+        "cloud_id": "002506",
+        "poll_time": 1764386412.0,
+        "ok": False,
+        "error_kind": "skipped",
+        "error": "previous poll still in flight",
+        "latency_ms": None,
+        "event": "skipped",
+    }
+    record = json.loads(restart)
+    assert record["ok"] is False and record["error_kind"] == record["event"] == "restart"
+    assert record["last_line_time"] == 1764386406.000512 and record["poll_time"] == 1764386500.25
+    assert json.loads(restart_line("002506", 1.0, None))["last_line_time"] is None
+    assert count_lines(skipped + restart) == (2, 0)
+    assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in (skipped, restart))
+    polls = parse_polls(skipped + restart)
+    assert [poll.ok for poll in polls] == [False, False]

@@ -52,7 +52,7 @@ def test_all_parts_healthy_answers_200_without_authentication(client):
     response, body = get_healthz(client)
     assert response.status_code == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "redis", "pinger"}
+    assert set(body["checks"]) == {"database", "redis", "pinger", "disk", "scheduler"}
     assert all(check["ok"] for check in body["checks"].values())
     assert body["checks"]["pinger"]["data"]["households"] == 3
 
@@ -141,3 +141,40 @@ def test_database_check_fails_on_a_closed_port_without_leaking_the_password():
     assert not result.ok
     assert result.detail == "database unavailable (OperationalError)"
     assert check_database().ok
+
+
+# --- The scheduler's liveness (ops/scheduler.py) and a full disk (heartbeat details) ---------------------------
+
+
+def test_the_scheduler_is_late_when_a_scheduled_job_has_not_run_for_two_periods(settings):
+    from loggerapp.ops.alerts import current_alerts, run_alerts_job
+    from loggerapp.ops.health import check_scheduler
+    from loggerapp.ops.metrics import render_metrics
+    from loggerapp.ops.scheduler import JOB_ROTATION, cron_period, record_run
+
+    settings.ALERT_CRON, settings.ROTATION_CRON = "* * * * *", "5 * * * *"
+    assert cron_period("5 * * * *") == timedelta(hours=1)
+    assert check_scheduler().ok  # a new install: nothing recorded yet, nothing to judge
+    beat()
+    run_alerts_job()  # records its own run
+    now = timezone.now()
+    record_run(JOB_ROTATION, now - timedelta(minutes=100))
+    assert check_scheduler(now).ok  # within two hourly periods (and a minute)
+    record_run(JOB_ROTATION, now - timedelta(minutes=122))
+    late = check_scheduler(now)
+    assert not late.ok and "rotation: last run 7320 s ago" in late.detail and "alerts" not in late.detail
+    assert [alert.key for alert in current_alerts(now) if alert.key == "scheduler"] == ["scheduler"]
+    assert 'iseif_scheduled_job_last_run_timestamp_seconds{job="rotation"}' in render_metrics().decode()
+    assert not check_scheduler(now + timedelta(minutes=3)).ok  # the alert job itself is late by then too
+
+
+def test_a_shard_reporting_a_full_disk_fails_the_disk_check(settings):
+    from loggerapp.ops.health import check_disk
+
+    heartbeat = beat()
+    assert check_disk().ok
+    heartbeat.details = {**heartbeat.details, "disk_full": True, "failing_writes": 3}
+    heartbeat.save()
+    result = check_disk()
+    assert not result.ok and result.detail == "disk full, hour files not written: host-a:0/1 (3 households failing)"
+    assert run_health_checks().failing == ["disk"]

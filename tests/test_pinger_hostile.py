@@ -105,7 +105,8 @@ def test_hostile_gateways_cost_the_pinger_little_and_never_delay_the_others(
     def kinds_and_errors(cloud_id: str) -> tuple[set[str], set[str]]:
         assert lines[cloud_id], cloud_id
         assert not any(line["ok"] for line in lines[cloud_id]), cloud_id
-        return {line["error_kind"] for line in lines[cloud_id]}, {line["error"] for line in lines[cloud_id]}
+        polls = [line for line in lines[cloud_id] if "event" not in line]  # not the ticks skipped meanwhile
+        return {line["error_kind"] for line in polls}, {line["error"] for line in polls}
 
     for cloud_id in ("00b301", "00b303"):
         kinds, errors = kinds_and_errors(cloud_id)

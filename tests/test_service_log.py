@@ -174,3 +174,42 @@ def test_gunicorn_and_django_both_log_to_server_log_without_an_environment_hands
     assert "INFO gunicorn.error: Booting worker" in text  # gunicorn's own logger (the master's configuration)
     assert text.count("WARNING django.request: Not Found: /no-such-page-x7") == 1, text + output  # Django, once
     assert "gunicorn.access: 127.0.0.1 - - " in text and '"GET /no-such-page-x7 HTTP/1.1" 404' in text
+
+
+FULL_DISK_SCRIPT = """
+import logging, resource, sys
+from loggerapp.service_log import MakingWatchedFileHandler
+handler = MakingWatchedFileHandler(sys.argv[1], encoding="utf-8")
+log = logging.getLogger("full")
+log.addHandler(handler)
+log.propagate = False
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+log.warning("before the disk filled up")
+resource.setrlimit(resource.RLIMIT_FSIZE, (200, hard))
+for n in range(50):
+    log.warning("record %d of a long outage, padded to be well past the limit ........................", n)
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+log.warning("after the disk has room again")
+"""
+
+
+def test_a_service_log_on_a_full_disk_drops_records_quietly_and_says_how_many_once_it_recovers(tmp_path):
+    """The file refuses bytes (RLIMIT_FSIZE, as a full disk would): no logging traceback per record, one line on
+    stderr when it starts, and a count of the dropped records in the file once it can be written again."""
+    path = tmp_path / "svc" / "svc.log"
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_SCRIPT, str(path)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Logging error" not in result.stderr, result.stderr
+    assert result.stderr.count("cannot be written (EFBIG)") == 1, result.stderr
+    text = path.read_text()
+    assert "before the disk filled up" in text
+    assert "after the disk has room again" in text
+    assert "records dropped while it could not be written (EFBIG)" in text
+    assert text.index("records dropped") < text.index("after the disk has room again")

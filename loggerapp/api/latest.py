@@ -91,7 +91,7 @@ def latest_from_files(log_root: Path, cloud_id: str) -> LatestReading | None:
                 record = parse_record(line)
                 if record is None or record.get("cloud_id", cloud_id) != cloud_id:
                     continue
-                if last_poll is None:
+                if last_poll is None and "event" not in record:  # a skipped tick or a restart is no poll
                     last_poll = _last_poll(record)
                 if record.get("ok") is True and finite_number(record.get("demand_kw")) is not None:
                     return _reading_from(cloud_id, record, path, last_poll)

@@ -10,6 +10,11 @@ Building (the pinger's side):
    (signed), ``latency_ms``, ``repeat`` and ``protocol``, and ``ok: true``.
 2. A failure line explains the gap: ``cloud_id``, ``poll_time``, ``ok: false``, ``error_kind`` (a Status value),
    ``error`` (the client's message, which never holds a secret) and ``latency_ms``.
+   An event line explains a gap that no poll explains, shaped like a failure line (``ok: false``, so readers that
+   count readings never count it): ``error_kind`` and ``event`` are ``"skipped"`` (a tick not polled because the
+   household's previous poll was still in flight; ``poll_time`` is the tick's due time) or ``"restart"`` (the
+   pinger started again; ``poll_time`` is the start, ``last_line_time`` the poll time of the household's last
+   line before it, or null). ``latency_ms`` is null: nothing was asked.
 3. ``repeat`` is true when the meter's TimeStamp equals the previous successful poll's: the gateway reads the
    meter only every ~10 s, so analysis can drop repeats without losing the record that a poll happened.
 4. Compact separators and ``allow_nan=False``: every line is strict JSON (NaN is not), ending in one "\n".
@@ -123,6 +128,43 @@ def success_line(reading: ReadingLike, poll_time: float, repeat: bool) -> bytes:
 def failure_line(cloud_id: str, poll_time: float, error_kind: str, error: str, latency_s: float) -> bytes:
     return encode_line(
         failure_fields(cloud_id=cloud_id, poll_time=poll_time, error_kind=error_kind, error=error, latency_s=latency_s)
+    )
+
+
+EVENT_SKIPPED = "skipped"
+EVENT_RESTART = "restart"
+EVENT_KINDS = (EVENT_SKIPPED, EVENT_RESTART)
+
+
+def event_fields(
+    *, cloud_id: str, poll_time: float, event: str, error: str, last_line_time: float | None = None
+) -> dict[str, Any]:
+    """A gap explained by the pinger itself rather than by a poll (module docstring, point 2)."""
+    fields = failure_fields(cloud_id=cloud_id, poll_time=poll_time, error_kind=event, error=error, latency_s=math.nan)
+    fields["event"] = event
+    if event == EVENT_RESTART:
+        fields["last_line_time"] = None if last_line_time is None else round(last_line_time, 6)
+    return fields
+
+
+def skipped_line(cloud_id: str, due_time: float) -> bytes:
+    """The line of a tick that was not polled because the household's previous poll was still in flight."""
+    return encode_line(
+        event_fields(cloud_id=cloud_id, poll_time=due_time, event=EVENT_SKIPPED, error="previous poll still in flight")
+    )
+
+
+def restart_line(cloud_id: str, started: float, last_line_time: float | None) -> bytes:
+    """The first line of a household after the pinger started again: the gap since ``last_line_time`` has no
+    other explanation in the file (a kill -9, a crash, a stop)."""
+    return encode_line(
+        event_fields(
+            cloud_id=cloud_id,
+            poll_time=started,
+            event=EVENT_RESTART,
+            error="pinger restarted",
+            last_line_time=last_line_time,
+        )
     )
 
 

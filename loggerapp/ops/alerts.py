@@ -4,6 +4,9 @@ What fires (each alert has a key; AlertState remembers which keys are firing):
 - ``silent:<cloud_id>``: an active household without a successful reading (HouseholdStats.last_timestamp)
   for ALERT_SILENCE_MINUTES; a household never polled gets the same time from its creation.
 - ``pinger``: a pinger heartbeat is stale, or none is left (health.check_pinger).
+- ``disk``: a pinger shard cannot write its hour files for lack of space (health.check_disk).
+- ``scheduler``: a scheduled job (the hourly upload) has not run for two of its periods (health.check_scheduler).
+  A dead scheduler also stops this alert job itself: /healthz is what notices that case.
 - ``uploads``: a finished hour's file is still not uploaded ALERT_UPLOAD_FAILING_MINUTES after it was due
   (hour end + ROTATION_GRACE_SECONDS): ledger rows failed/pending/uploading, or files left on local disk that
   the ledger does not know (the upload job is not running at all). The count is rotation.backlog's, the same
@@ -36,7 +39,7 @@ from django.utils.timesince import timesince
 
 from loggerapp.hourfiles.layout import HOUR
 from loggerapp.models import AlertState, HourFile, Household, Status
-from loggerapp.ops.health import check_pinger
+from loggerapp.ops.health import check_disk, check_pinger, check_scheduler
 from loggerapp.ops.status import silent_q
 from loggerapp.rotation.backlog import upload_backlog
 
@@ -44,8 +47,8 @@ logger = logging.getLogger(__name__)
 
 LOCK_KEY = "_lock"
 SUBJECT_PREFIX = "[ISEIF logger]"
-KIND_SILENT, KIND_PINGER, KIND_UPLOADS = "silent", "pinger", "uploads"
-KINDS = (KIND_PINGER, KIND_UPLOADS, KIND_SILENT)
+KIND_SILENT, KIND_PINGER, KIND_UPLOADS, KIND_DISK, KIND_SCHEDULER = "silent", "pinger", "uploads", "disk", "scheduler"
+KINDS = (KIND_PINGER, KIND_DISK, KIND_SCHEDULER, KIND_UPLOADS, KIND_SILENT)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,16 @@ def stale_pinger(now: datetime) -> list[Alert]:
     return [] if result.ok else [Alert(KIND_PINGER, result.detail)]
 
 
+def full_disk(now: datetime) -> list[Alert]:
+    result = check_disk(now)
+    return [] if result.ok else [Alert(KIND_DISK, result.detail)]
+
+
+def late_scheduler(now: datetime) -> list[Alert]:
+    result = check_scheduler(now)
+    return [] if result.ok else [Alert(KIND_SCHEDULER, result.detail)]
+
+
 def failing_uploads(now: datetime) -> list[Alert]:
     """Hour files not uploaded ALERT_UPLOAD_FAILING_MINUTES after they were due (rotation.backlog counts them)."""
     due_by = HOUR + timedelta(seconds=settings.ROTATION_GRACE_SECONDS)
@@ -129,7 +142,7 @@ def failing_uploads(now: datetime) -> list[Alert]:
 
 def current_alerts(now: datetime | None = None) -> list[Alert]:
     now = now or timezone.now()
-    return [*stale_pinger(now), *failing_uploads(now), *silent_households(now)]
+    return [*stale_pinger(now), *full_disk(now), *late_scheduler(now), *failing_uploads(now), *silent_households(now)]
 
 
 # --- Mails ---------------------------------------------------------------------------------------------------
@@ -141,6 +154,10 @@ def _subject(kind: str, alerts: list[Alert], recovered: bool) -> str:
         return f"{SUBJECT_PREFIX} {what} {verb}"
     if kind == KIND_PINGER:
         return f"{SUBJECT_PREFIX} pinger heartbeat " + ("fresh again" if recovered else "stale")
+    if kind == KIND_SCHEDULER:
+        return f"{SUBJECT_PREFIX} scheduled jobs " + ("running again" if recovered else "late")
+    if kind == KIND_DISK:
+        return f"{SUBJECT_PREFIX} pinger disk " + ("writable again" if recovered else "full")
     return f"{SUBJECT_PREFIX} uploads " + ("recovered" if recovered else "failing")
 
 
@@ -224,4 +241,7 @@ def _remember(alerts: list[Alert], firing: bool, now: datetime, mailed: bool) ->
 
 def run_alerts_job() -> str:
     """Entry point of the RQ cron job (loggerapp/ops/cron.py): one run, a one-line summary as the result."""
+    from loggerapp.ops.scheduler import JOB_ALERTS, record_run
+
+    record_run(JOB_ALERTS)
     return check_alerts().summary()

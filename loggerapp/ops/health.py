@@ -187,7 +187,49 @@ def check_pinger(now: datetime | None = None) -> CheckResult:
     return _timed("pinger", started, True, f"{len(heartbeats)} shard(s) fresh", **data)
 
 
+def check_disk(now: datetime | None = None) -> CheckResult:
+    """No pinger shard reports a full disk: its hour files refuse lines (heartbeat details ``disk_full``).
+
+    Read from the heartbeats, because the pinger's disk is the one that matters and may be another host's. A
+    shard that stopped beating is check_pinger's business; its last word on the disk is still reported here.
+    """
+    started = time.perf_counter()
+    now = now or timezone.now()
+    forget_before = now - timedelta(minutes=settings.HEALTH_HEARTBEAT_FORGET_MINUTES)
+    try:
+        heartbeats = list(PingerHeartbeat.objects.filter(beat_at__gte=forget_before).order_by("name"))
+    except DatabaseError as exc:
+        return _timed("disk", started, False, f"unknown: database unavailable ({type(exc).__name__})")
+    full = {
+        heartbeat.name: int((heartbeat.details or {}).get("failing_writes") or 0)
+        for heartbeat in heartbeats
+        if (heartbeat.details or {}).get("disk_full")
+    }
+    if full:
+        names = ", ".join(f"{name} ({count} households failing)" for name, count in full.items())
+        return _timed("disk", started, False, f"disk full, hour files not written: {names}", full=full)
+    return _timed("disk", started, True, "hour files written")
+
+
+def check_scheduler(now: datetime | None = None) -> CheckResult:
+    """RQ's cron scheduler is alive: every scheduled job ran within two of its periods (ops/scheduler.py)."""
+    from loggerapp.ops.scheduler import scheduled_jobs
+
+    started = time.perf_counter()
+    now = now or timezone.now()
+    try:
+        jobs = scheduled_jobs(now)
+    except DatabaseError as exc:
+        return _timed("scheduler", started, False, f"unknown: database unavailable ({type(exc).__name__})")
+    late = [job for job in jobs if job.late(now)]
+    data = {job.job: job.last_run.isoformat() if job.last_run else None for job in jobs}
+    if late:
+        detail = "scheduled jobs late (scheduler or worker down?): " + ", ".join(job.describe(now) for job in late)
+        return _timed("scheduler", started, False, detail, last_runs=data)
+    return _timed("scheduler", started, True, "; ".join(job.describe(now) for job in jobs), last_runs=data)
+
+
 def run_health_checks(now: datetime | None = None) -> HealthReport:
-    """The /healthz checks: database, Redis, pinger heartbeat."""
-    checks = [check_database(), check_redis(), check_pinger(now)]
+    """The /healthz checks: database, Redis, pinger heartbeat, the pinger's disk, the scheduler."""
+    checks = [check_database(), check_redis(), check_pinger(now), check_disk(now), check_scheduler(now)]
     return HealthReport({check.name: check for check in checks})

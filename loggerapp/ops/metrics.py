@@ -68,6 +68,7 @@ class DatabaseCollector(Collector):
         yield from self._households(now)
         yield from self._hour_files(now)
         yield from self._pingers(now)
+        yield from self._scheduler(now)
         alerts = GaugeMetricFamily("iseif_alerts_firing", "Alerts currently firing (see check_alerts).")
         alerts.add_metric([], AlertState.objects.filter(firing=True).count())
         yield alerts
@@ -146,6 +147,18 @@ class DatabaseCollector(Collector):
         last.add_metric([], value)
         yield last
 
+    def _scheduler(self, now) -> Iterator[Metric]:
+        from loggerapp.ops.scheduler import scheduled_jobs
+
+        last = GaugeMetricFamily(
+            "iseif_scheduled_job_last_run_timestamp_seconds",
+            "Unix time a scheduled job last started (0: none recorded); stale means the scheduler or worker is down.",
+            labels=["job"],
+        )
+        for job in scheduled_jobs(now):
+            last.add_metric([job.job], job.last_run.timestamp() if job.last_run else 0.0)
+        yield last
+
     def _pingers(self, now) -> Iterator[Metric]:
         age = GaugeMetricFamily(
             "iseif_pinger_heartbeat_age_seconds", "Seconds since the shard's heartbeat.", labels=["shard"]
@@ -157,14 +170,18 @@ class DatabaseCollector(Collector):
             "Numbers from the shard's last heartbeat (its last minute).",
             labels=["shard", "field"],
         )
+        disk_full = GaugeMetricFamily(
+            "iseif_pinger_disk_full", "1 while the shard's hour files refuse lines for lack of space.", labels=["shard"]
+        )
         forget = now - timedelta(minutes=settings.HEALTH_HEARTBEAT_FORGET_MINUTES)
         for heartbeat in PingerHeartbeat.objects.filter(beat_at__gte=forget).order_by("name"):
+            disk_full.add_metric([heartbeat.name], 1 if (heartbeat.details or {}).get("disk_full") else 0)
             age.add_metric([heartbeat.name], max(0.0, (now - heartbeat.beat_at).total_seconds()))
             households.add_metric([heartbeat.name], heartbeat.households)
             interval.add_metric([heartbeat.name], heartbeat.interval)
             for name, value in _numeric_details(heartbeat.details or {}):
                 detail.add_metric([heartbeat.name, name], value)
-        yield from (age, households, interval, detail)
+        yield from (age, households, interval, detail, disk_full)
 
 
 def render_metrics() -> bytes:

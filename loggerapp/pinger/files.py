@@ -14,7 +14,10 @@ Decisions:
    rotation job waits longer still.
 4. Disk errors (ENOSPC, EIO, a read-only file system) never stop the pinger: the line is dropped, counted, and
    logged with the household and the cause, once when a household starts failing and once when it recovers,
-   so a full disk does not also flood the service log.
+   so a full disk does not also flood the service log. The cause is the errno's name (``ENOSPC``), never the
+   message: a short write's text carries byte counts that change with every line. ``disk_full`` (ENOSPC, EDQUOT,
+   or EFBIG, a file-size limit) and ``failing_households`` are read by the heartbeat, so /healthz, /metrics and
+   the alerts report a full disk while it lasts.
 5. The writer runs in its own thread and receives lines through a queue, so a slow disk never stalls the event
    loop that keeps the schedule.
 """
@@ -39,6 +42,8 @@ from loggerapp.hourfiles.layout import hour_file_path, hour_index, hour_label, h
 logger = logging.getLogger("loggerapp.pinger.files")
 
 FD_RESERVE = 256  # descriptors left for sockets to the EAGLEs, the database and logs
+# No space left: the file system, a quota, or a file-size limit (RLIMIT_FSIZE, which the tests use).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _OPEN_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -77,7 +82,12 @@ class HourFileWriter:
         self.max_open = max(1, max_open)
         self._handles: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._dirs: set[int] = set()
-        self._failing: dict[str, str] = {}  # cloud_id -> cause, while its writes fail
+        self._failing: dict[str, str] = {}  # cloud_id -> cause (errno name), while its writes fail
+        self._full: set[str] = set()  # cloud_ids failing for lack of space
+        # Snapshots for other threads (the heartbeat): plain values, never the containers above.
+        self.failing_households = 0
+        self.disk_full = False
+        self.last_error = ""
         self._closed_before = -1  # hours before this index are over: a late line's file is closed right after it
         self.counters = WriteCounters()
 
@@ -96,7 +106,7 @@ class HourFileWriter:
             written = os.write(fd, line)
             if written != len(line):
                 self._cut_short_write(fd, written)
-                raise OSError(errno.ENOSPC, f"short write ({written} of {len(line)} bytes)")
+                raise OSError(errno.ENOSPC, "short write (no space for the whole line)")
         except OSError as exc:
             self._failed(cloud_id, key, exc)
             return False
@@ -109,6 +119,8 @@ class HourFileWriter:
         if self._failing and cloud_id in self._failing:
             logger.warning("household %s: writing its hour file works again", cloud_id)
             del self._failing[cloud_id]
+            self._full.discard(cloud_id)
+            self._snapshot()
         return True
 
     def close_hours_before(self, hour: int) -> int:
@@ -161,12 +173,22 @@ class HourFileWriter:
 
     def _failed(self, cloud_id: str, key: tuple[str, int], exc: OSError) -> None:
         self.counters.errors += 1
-        cause = errno.errorcode.get(exc.errno or 0, "error") + f": {exc.strerror or exc}"
+        cause = errno.errorcode.get(exc.errno or 0, "error")
         if self._failing.get(cloud_id) != cause:
-            logger.error("household %s: line not written to its hour file (%s)", cloud_id, cause)
+            logger.error("household %s: line not written to its hour file (%s: %s)", cloud_id, cause, exc.strerror)
             self._failing[cloud_id] = cause
+            if exc.errno in DISK_FULL_ERRNOS:
+                self._full.add(cloud_id)
+            else:
+                self._full.discard(cloud_id)
+            self.last_error = cause
+            self._snapshot()
         if key in self._handles:  # a broken handle (EIO) is reopened on the next line
             self._close(key)
+
+    def _snapshot(self) -> None:
+        self.failing_households = len(self._failing)
+        self.disk_full = bool(self._full)
 
     def _close(self, key: tuple[str, int]) -> None:
         fd = self._handles.pop(key)

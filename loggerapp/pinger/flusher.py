@@ -6,7 +6,13 @@ Decisions:
 2. The database may be down for a while. The batch is put back into the accumulator, the outage is logged
    once (and its end once), the broken connection is closed, and the next flush retries. Polling and files
    are unaffected.
-3. ``stop()`` makes a last flush, so a clean shutdown saves everything that was counted.
+3. ``stop()`` makes a last flush, so a clean shutdown saves everything that was counted. The runner waits for it
+   a bounded time (PINGER_STOP_WAIT): a database that never answers must not keep the process from exiting; what
+   stays unsaved is logged, and recounted from the files at the next start (pinger/reconcile.py).
+4. Each flush opens its own connection and closes it afterwards. A new connection is bounded by libpq's connect
+   timeout (DB_CONNECT_TIMEOUT) and its statements by the server's statement timeout (DB_STATEMENT_TIMEOUT); a
+   connection kept open would hang for ever the moment the database stops answering on it. A flush still blocked
+   after PINGER_BLOCKED_INTERVALS intervals is logged (``watch``, checked by the runner's event loop).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from loggerapp.pinger.blocking import BlockedWatch
 from loggerapp.pinger.stats import StatsAccumulator, write_deltas
 
 logger = logging.getLogger("loggerapp.pinger.flusher")
@@ -41,6 +48,7 @@ class StatsFlusher(threading.Thread):
         heartbeat_name: str,
         interval: float,
         heartbeat: Callable[[], tuple[int, dict[str, Any]]],
+        warn_after: float = 30.0,
     ) -> None:
         super().__init__(name="pinger-stats", daemon=True)
         self.accumulator = accumulator
@@ -50,6 +58,11 @@ class StatsFlusher(threading.Thread):
         self.heartbeat = heartbeat
         self.outage = False  # the database refused the last flush: its end is logged once
         self._stop_event = threading.Event()
+        self.watch = BlockedWatch("statistics flush", warn_after)
+        self.batch_in_flight = 0  # households of the batch being written (unsaved if the flush never returns)
+        # Set once the start's recount is done (pinger/reconcile.py): until then this run's counts wait in memory,
+        # so that the recount sees the total as it was before this run.
+        self.released = threading.Event()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop_event.set()
@@ -58,16 +71,34 @@ class StatsFlusher(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stop_event.wait(self.every):
-                self.flush()
+                if self.released.is_set():
+                    self.flush()
             if not self.flush():
                 pending = len(self.accumulator)
                 logger.error("statistics of %d households could not be saved at shutdown (database down)", pending)
         finally:
             connection.close()
 
+    def unsaved(self) -> int:
+        """Households whose counted statistics are not in the database (waiting, or in a flush in progress)."""
+        return len(self.accumulator) + self.batch_in_flight
+
     def flush(self) -> bool:
         """One batch and one heartbeat; False (and the batch kept for later) if the database refused."""
+        self.watch.begin()
+        try:
+            return self._flush()
+        finally:
+            self.batch_in_flight = 0
+            self.watch.end()
+            try:
+                connection.close()  # a fresh, bounded connection next time (decision 4)
+            except DatabaseError:
+                pass
+
+    def _flush(self) -> bool:
         deltas = self.accumulator.take()
+        self.batch_in_flight = len(deltas)
         saved = False  # once the batch is committed it must never be put back: that would count it twice
         try:
             close_old_connections()

@@ -22,9 +22,7 @@ Decisions:
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +32,7 @@ from django.db.models.functions import Cast
 
 from loggerapp.models import Status
 from loggerapp.pinger import decisions
+from loggerapp.pinger.blocking import BlockedWatch, run_in_daemon_thread
 from loggerapp.pinger.decisions import HouseholdState
 from loggerapp.pinger.schedule import Shard
 from loggerapp.pinger.stats import ensure_stats_rows
@@ -52,6 +51,8 @@ class HouseholdEntry:
     target: Any = field(repr=False)  # loggerapp.eagle.EagleTarget (its repr hides the password anyway)
     status: str = Status.NEVER_POLLED
     consecutive_failures: int = 0
+    # The password as stored (encrypted), for the local household cache (pinger/household_cache.py).
+    ciphertext: str = field(default="", repr=False, compare=False)
 
 
 @dataclass
@@ -103,6 +104,7 @@ def load_households(shard: Shard) -> dict[str, HouseholdEntry]:
                     target=EagleTarget.from_household(household),
                     status=stats.status if stats else Status.NEVER_POLLED,
                     consecutive_failures=stats.consecutive_failures if stats else 0,
+                    ciphertext=household.password_ciphertext or "",
                 )
         ensure_stats_rows(missing_stats)
         _report_unreadable(unreadable)
@@ -151,16 +153,18 @@ class HouseholdLoader:
     load never ends the loop: the known list keeps being polled and the next refresh tries again.
     """
 
-    def __init__(self, shard: Shard) -> None:
+    def __init__(self, shard: Shard, warn_after: float = 30.0) -> None:
         self.shard = shard
         self.database_down = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinger-db")
+        # A load runs in a daemon thread of its own, watched: a database that never answers blocks it for ever
+        # (pinger/blocking.py), and must neither hold up the exit nor go unmentioned.
+        self.watch = BlockedWatch("household list load", warn_after)
 
     async def load(self, known: int) -> dict[str, HouseholdEntry] | None:
         """The fresh list, or None when it could not be read (``known``: households polled meanwhile)."""
-        loop = asyncio.get_running_loop()
+        self.watch.begin()
         try:
-            loaded = await loop.run_in_executor(self._executor, load_households, self.shard)
+            loaded = await run_in_daemon_thread(load_households, self.shard, name="pinger-db")
         except RegistryUnavailable as exc:
             if not self.database_down:
                 self.database_down = True
@@ -173,13 +177,15 @@ class HouseholdLoader:
         except Exception:  # a bug must not end the refresher (nor the run): keep the known list, retry later
             logger.exception("household list could not be loaded; polling the %d known households", known)
             return None
+        finally:
+            self.watch.end()
         if self.database_down:
             self.database_down = False
             logger.warning("database reachable again; household list refreshed")
         return loaded
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Nothing to release: a load still blocked is in a daemon thread."""
 
 
 def apply_load(

@@ -36,9 +36,10 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from loggerapp.hourfiles.lines import failure_line, success_line
+from loggerapp.hourfiles.lines import failure_line, skipped_line, success_line
 from loggerapp.models import Status
-from loggerapp.pinger import decisions, schedule
+from loggerapp.pinger import decisions, household_cache, schedule, startup
+from loggerapp.pinger.budget import PollBudget
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
@@ -63,6 +64,7 @@ class PingerConfig:
     interval: float = 6.0
     refresh: float = 60.0
     max_in_flight: int = 1024
+    max_slow_in_flight: int = 256  # polls in flight of households whose last poll failed (pinger/budget.py)
     max_open_files: int = 1024
     shard: schedule.Shard = field(default_factory=schedule.Shard)
     once: bool = False
@@ -76,6 +78,8 @@ class PingerConfig:
     poll_deadline: float = 7.0  # outer bound of one poll; the client's own timeouts normally end it first
     cloud_url: str | None = None
     heartbeat_name: str = ""
+    stop_wait: float = 10.0  # longest wait for the last statistics flush at stop (a hung database)
+    blocked_intervals: int = 5  # a flush or load blocked this many intervals is logged
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -119,13 +123,15 @@ class Pinger:
         self.households: dict[str, HouseholdState] = {}
         self.ticks: schedule.TickQueue[tuple[HouseholdState, int]] = schedule.TickQueue()
         self.stats = StatsAccumulator()
-        self.loader = HouseholdLoader(config.shard)
+        self.loader = HouseholdLoader(config.shard, warn_after=max(1.0, config.blocked_intervals * config.interval))
+        self._flusher: StatsFlusher | None = None
         self._tasks: set[asyncio.Task] = set()
         self._stopping = False
         self._stop_event: asyncio.Event | None = None
         self._client: Any = None
         self._writer: WriterThread | None = None
         self._semaphore: asyncio.Semaphore | None = None
+        self._budget: PollBudget | None = None
         self._started_at = 0.0
 
     def stop(self, reason: str = "asked to stop") -> None:
@@ -136,6 +142,10 @@ class Pinger:
         logger.info("stopping (%s): finishing %d polls in flight", reason, self.in_flight)
         if self._stop_event is not None:
             self._stop_event.set()
+
+    @property
+    def blocked_after(self) -> float:
+        return max(1.0, self.config.blocked_intervals * self.config.interval)
 
     @property
     def in_flight(self) -> int:
@@ -162,6 +172,7 @@ class Pinger:
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
+        self._budget = PollBudget(self._semaphore, config.max_slow_in_flight)
         self._started_at = time.time()
         for signum in _STOP_SIGNALS:
             try:
@@ -178,8 +189,12 @@ class Pinger:
             heartbeat_name=config.heartbeat_name,
             interval=config.interval,
             heartbeat=self._heartbeat,
+            warn_after=self.blocked_after,
         )
         self._writer = writer
+        self._flusher = flusher
+        if config.once:
+            flusher.released.set()  # --once writes no restart lines and recounts nothing
         writer.start()
         flusher.start()
         services = _Services(writer, flusher)
@@ -200,7 +215,7 @@ class Pinger:
     def _open_client(self) -> Any:
         from loggerapp.eagle import AsyncEagleClient
 
-        options: dict[str, Any] = {"max_connections": self.config.max_in_flight}
+        options: dict[str, Any] = {"max_connections": self.config.max_in_flight + self.config.max_slow_in_flight}
         if self.config.cloud_url:
             options["cloud_url"] = self.config.cloud_url
         return AsyncEagleClient(**options)
@@ -214,7 +229,14 @@ class Pinger:
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
         services.writer.stop()
-        services.flusher.stop()
+        services.flusher.stop(timeout=self.config.stop_wait)
+        if services.flusher.is_alive():  # the database did not answer the last flush in time
+            logger.error(
+                "statistics of %d households not saved: the database did not answer within %g s; exiting anyway "
+                "(the totals are recounted from the files at the next start)",
+                services.flusher.unsaved(),
+                self.config.stop_wait,
+            )
         self.loader.close()
         if services.metrics_server is not None:
             server, _thread = services.metrics_server
@@ -230,9 +252,12 @@ class Pinger:
 
     async def _poll_until_stopped(self) -> None:
         assert self._stop_event is not None
-        await self._refresh(initial=True)
+        if not await self._refresh(initial=True):
+            self._start_from_cache()
+        await self._after_first_load()
         background = [
             asyncio.create_task(self._scheduler(), name="scheduler"),
+            asyncio.create_task(self._watch_blocked(), name="watch-blocked"),
             asyncio.create_task(self._refresher(), name="refresher"),
             asyncio.create_task(self._summaries(), name="summaries"),
         ]
@@ -261,11 +286,67 @@ class Pinger:
         if loaded is None:
             return False
         changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
+        if (changes or initial) and not self.config.once:
+            self._save_cache(loaded)
         for state in to_queue:
             self._queue_next_tick(state)
         self.metrics.households.set(len(self.households))
         log_changes(changes, len(self.households), initial)
         return True
+
+    def _save_cache(self, loaded: dict[str, HouseholdEntry]) -> None:
+        path = household_cache.cache_path(self.config.log_root, self.config.shard)
+
+        def save() -> None:
+            try:
+                household_cache.save(path, loaded.values())
+            except OSError as exc:
+                logger.warning("household cache %s not written (%s)", path, exc.strerror or exc)
+
+        Thread(target=save, name="pinger-cache", daemon=True).start()
+
+    def _start_from_cache(self) -> None:
+        """The database cannot be read at start: poll the households of the last good load (household_cache)."""
+        path = household_cache.cache_path(self.config.log_root, self.config.shard)
+        cached = household_cache.load(path)
+        if cached is None:
+            logger.error("database unavailable at start and no household cache at %s: nothing to poll yet", path)
+            return
+        entries, saved_at = cached
+        _changes, to_queue = apply_load(self.households, entries, time.time(), self.config.interval)
+        for state in to_queue:
+            self._queue_next_tick(state)
+        self.metrics.households.set(len(self.households))
+        logger.warning(
+            "database unavailable at start: polling the %d households of the cache saved %s UTC, until it answers",
+            len(self.households),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(saved_at)),
+        )
+
+    async def _watch_blocked(self) -> None:
+        """Say when a flush or a household load has been blocked for several intervals (pinger/blocking.py)."""
+        while not self._stopping:
+            await asyncio.sleep(1.0)
+            if self._flusher is not None:
+                self._flusher.watch.check(f"statistics of {self._flusher.unsaved()} households wait in memory")
+            self.loader.watch.check(f"polling the {len(self.households)} known households")
+
+    async def _after_first_load(self) -> None:
+        """Restart lines before the first poll; the recount of the statistics from the files in the background
+        (pinger/startup.py), the flush thread holding this run's counts until it is done."""
+        assert self._writer is not None and self._flusher is not None
+        loop = asyncio.get_running_loop()
+        started = time.time()
+        ids = {state.entry.cloud_id: state.entry.household_id for state in self.households.values()}
+        lines = await loop.run_in_executor(None, startup.gap_lines, self.config.log_root, list(ids), started)
+        for cloud_id, line in lines:
+            self._writer.put(LineJob(ids[cloud_id], cloud_id, started, False, line))
+        if not ids:
+            self._flusher.released.set()
+            return
+        # A daemon thread: a hung database must neither delay polling nor the exit.
+        args = (self.config.log_root, ids, started, self._flusher.released.set)
+        Thread(target=startup.reconcile, args=args, name="pinger-reconcile", daemon=True).start()
 
     async def _refresher(self) -> None:
         while not self._stopping:
@@ -287,14 +368,17 @@ class Pinger:
                 state.next_tick = tick + 1  # the cadence goes on whatever this tick does
                 self._queue_next_tick(state)
                 if action is TickAction.SKIP:
-                    self._skipped(state)
+                    self._skipped(state, due)
                 else:
                     self._launch(state, due, tick)
             next_due = self.ticks.next_due()
             delay = next_due - time.time() if next_due is not None else MAX_SCHEDULER_SLEEP
             await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
 
-    def _skipped(self, state: HouseholdState) -> None:
+    def _skipped(self, state: HouseholdState, due: float) -> None:
+        assert self._writer is not None
+        entry = state.entry
+        self._writer.put(LineJob(entry.household_id, entry.cloud_id, due, False, skipped_line(entry.cloud_id, due)))
         self.counts.tick_skipped()
         if self.config.log_each_poll:
             poll_logger.info("household %s: tick skipped, previous poll still in flight", state.entry.cloud_id)
@@ -307,7 +391,8 @@ class Pinger:
 
     async def _poll(self, state: HouseholdState, due: float, tick: int) -> None:
         try:
-            answer = await self._ask(state.entry)
+            assert self._budget is not None
+            answer = await self._ask(state.entry, self._budget.for_state(state))
         finally:
             state.polling = False
         if answer is None:
@@ -318,12 +403,13 @@ class Pinger:
         else:
             self._record_failure(state, answer, lag, tick)
 
-    async def _ask(self, entry: HouseholdEntry) -> _Answer | None:
-        """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind."""
+    async def _ask(self, entry: HouseholdEntry, budget: asyncio.Semaphore | None = None) -> _Answer | None:
+        """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind.
+        ``budget``: the semaphore of its polls in flight (pinger/budget.py), the main one by default."""
         from loggerapp.eagle import EagleError
 
         assert self._semaphore is not None
-        async with self._semaphore:
+        async with budget or self._semaphore:
             if self._stopping:
                 return None  # never started: nothing to finish
             self.metrics.in_flight.inc()
@@ -412,6 +498,9 @@ class Pinger:
             shard=str(self.config.shard),
             in_flight=self.in_flight,
             write_errors=writer.counters.errors if writer is not None else 0,
+            failing_writes=writer.failing_households if writer is not None else 0,
+            disk_full=writer.disk_full if writer is not None else False,
+            write_error=writer.last_error if writer is not None and writer.failing_households else "",
             open_files=writer.open_files if writer is not None else 0,
             database_down=self.loader.database_down,
             started_at=round(self._started_at, 3),

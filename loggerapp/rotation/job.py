@@ -514,7 +514,10 @@ def rotate_log() -> Iterator[None]:
 
 def rotation_job(hour: str | None = None) -> dict[str, Any]:
     """The RQ job (scheduled by loggerapp.rotation.cron): one run, its summary as the job's result."""
+    from loggerapp.ops.scheduler import JOB_ROTATION, record_run
+
     close_old_connections()
+    record_run(JOB_ROTATION)  # the scheduler's liveness, for /healthz and the alerts
     with rotate_log():
         summary = run_rotation(hour=parse_hour_label(hour) if hour else None)
     close_old_connections()

@@ -46,6 +46,7 @@ class Command(BaseCommand):
                 interval=_or(options["interval"], settings.PINGER_INTERVAL),
                 refresh=_or(options["refresh"], settings.PINGER_REFRESH),
                 max_in_flight=_or(options["max_in_flight"], settings.PINGER_MAX_IN_FLIGHT),
+                max_slow_in_flight=settings.PINGER_MAX_SLOW_IN_FLIGHT,
                 max_open_files=settings.PINGER_MAX_OPEN_FILES,
                 shard=_shard(options["shard"]),
                 once=options["once"],
@@ -56,6 +57,8 @@ class Command(BaseCommand):
                 flush_every=settings.PINGER_FLUSH_SECONDS,
                 summary_every=settings.PINGER_SUMMARY_SECONDS,
                 poll_deadline=settings.EAGLE_CONNECT_TIMEOUT + settings.EAGLE_READ_TIMEOUT + 1.0,
+                stop_wait=settings.PINGER_STOP_WAIT,
+                blocked_intervals=settings.PINGER_BLOCKED_INTERVALS,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
