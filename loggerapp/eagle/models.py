@@ -85,3 +85,13 @@ class Summation:
     meter_timestamp: int | None
     raw: dict[str, str]
     latency_s: float = 0.0
+
+
+@dataclass(slots=True)
+class PriceAndSummation:
+    """One price-and-energy poll: what the pinger writes to the price hour file. The legacy protocols need two
+    requests (`get_price`, `get_current_summation`), the EAGLE-200 one `device_query` for all variables."""
+
+    price: Price
+    summation: Summation
+    latency_s: float = 0.0
