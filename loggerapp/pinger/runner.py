@@ -18,8 +18,8 @@
 Each finished poll becomes one line for the writer thread, one update of the statistics, one count
 (``outcomes.PollCounts``: run, window and Prometheus together) and one decision about the household
 (``decisions``: its status, failures and next tick); a change of status is logged with the cloud id and the
-cause, never a password. The loop is built to grow: another kind of tick (e.g. a price poll at its own cadence)
-is another kind of item in the same ``schedule.TickQueue`` with its own ``on_tick``.
+cause, never a password. The loop is built to grow: another kind of tick is another kind of item in the same
+``schedule.TickQueue`` with its own ``on_tick``; the price-and-energy polls (``meter_polls``, issue 14) are one.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from loggerapp.pinger import decisions, schedule
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
+from loggerapp.pinger.meter_polls import PricePolls, PriceTick, budget_for
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
 from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
@@ -76,6 +77,7 @@ class PingerConfig:
     poll_deadline: float = 7.0  # outer bound of one poll; the client's own timeouts normally end it first
     cloud_url: str | None = None
     heartbeat_name: str = ""
+    price_interval: float = 60.0  # seconds between price-and-energy polls of a household; 0: none
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -84,6 +86,8 @@ class PingerConfig:
             raise ValueError("refresh must be a positive number of seconds")
         if self.max_in_flight < 1:
             raise ValueError("max-in-flight must be at least 1")
+        if self.price_interval < 0 or not math.isfinite(self.price_interval):
+            raise ValueError("the price interval must be 0 (no price polls) or a positive number of seconds")
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be a positive number of seconds")
         if not self.heartbeat_name:
@@ -117,7 +121,8 @@ class Pinger:
         self.metrics = metrics or PingerMetrics()
         self.counts = PollCounts(self.metrics)
         self.households: dict[str, HouseholdState] = {}
-        self.ticks: schedule.TickQueue[tuple[HouseholdState, int]] = schedule.TickQueue()
+        self.ticks: schedule.TickQueue[tuple[HouseholdState, int] | PriceTick] = schedule.TickQueue()
+        self.prices: PricePolls | None = None
         self.stats = StatsAccumulator()
         self.loader = HouseholdLoader(config.shard)
         self._tasks: set[asyncio.Task] = set()
@@ -149,6 +154,8 @@ class Pinger:
         try:
             async with self._open_client() as client:
                 self._client = client
+                if self.prices is not None:
+                    self.prices.client = client
                 await self._loop()
                 await self._drain()
         finally:
@@ -181,6 +188,16 @@ class Pinger:
         )
         self._writer = writer
         writer.start()
+        if config.price_interval > 0 and not config.once:
+            self.prices = PricePolls(
+                config.log_root,
+                config.price_interval,
+                budget_for(config.max_in_flight),
+                config.poll_deadline,
+                max(1, min(64, pool_size // 8)),  # within usable_open_files' reserve
+                config.hour_grace,
+            )
+            self.prices.writer.start()
         flusher.start()
         services = _Services(writer, flusher)
         if config.metrics_port is not None:
@@ -200,7 +217,8 @@ class Pinger:
     def _open_client(self) -> Any:
         from loggerapp.eagle import AsyncEagleClient
 
-        options: dict[str, Any] = {"max_connections": self.config.max_in_flight}
+        price_budget = self.prices.budget if self.prices is not None else 0  # price polls never take a demand's
+        options: dict[str, Any] = {"max_connections": self.config.max_in_flight + price_budget}
         if self.config.cloud_url:
             options["cloud_url"] = self.config.cloud_url
         return AsyncEagleClient(**options)
@@ -214,6 +232,8 @@ class Pinger:
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
         services.writer.stop()
+        if self.prices is not None:
+            self.prices.stop()
         services.flusher.stop()
         self.loader.close()
         if services.metrics_server is not None:
@@ -263,6 +283,8 @@ class Pinger:
         changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
         for state in to_queue:
             self._queue_next_tick(state)
+        if self.prices is not None:
+            self.prices.sync(self.households, self.ticks, time.time())
         self.metrics.households.set(len(self.households))
         log_changes(changes, len(self.households), initial)
         return True
@@ -280,7 +302,12 @@ class Pinger:
 
     async def _scheduler(self) -> None:
         while not self._stopping:
-            for due, (state, tick) in self.ticks.pop_due(time.time()):
+            price_ticks = []  # launched after the demand ticks due with them
+            for due, item in self.ticks.pop_due(time.time()):
+                if isinstance(item, PriceTick):
+                    price_ticks.append(item)
+                    continue
+                state, tick = item
                 action = decisions.on_tick(state, tick)
                 if action is TickAction.STALE:
                     continue
@@ -290,6 +317,9 @@ class Pinger:
                     self._skipped(state)
                 else:
                     self._launch(state, due, tick)
+            for price_tick in price_ticks:
+                assert self.prices is not None
+                self.prices.on_tick(price_tick, self.households, self.ticks)
             next_due = self.ticks.next_due()
             delay = next_due - time.time() if next_due is not None else MAX_SCHEDULER_SLEEP
             await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
@@ -445,6 +475,8 @@ class Pinger:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
             logger.warning("%d polls did not finish in time and were abandoned", len(pending))
+        if self.prices is not None:
+            await self.prices.drain(timeout=1.0)
 
     # --- 4. summary -------------------------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ class Command(BaseCommand):
                 flush_every=settings.PINGER_FLUSH_SECONDS,
                 summary_every=settings.PINGER_SUMMARY_SECONDS,
                 poll_deadline=settings.EAGLE_CONNECT_TIMEOUT + settings.EAGLE_READ_TIMEOUT + 1.0,
+                price_interval=settings.PINGER_PRICE_INTERVAL,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
