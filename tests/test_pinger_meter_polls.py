@@ -1,0 +1,108 @@
+"""Price-and-energy polls (pinger/meter_polls.py): their schedule, and the real runpinger writing price files
+at their own cadence beside the demand files, against the simulator, without delaying a demand poll."""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import time
+
+import pytest
+
+from loggerapp.pinger import schedule
+from loggerapp.pinger.meter_polls import budget_for, price_phase
+from tests.fixtures.pinger import read_hour_files, read_price_files
+
+INTERVAL = 0.5
+PRICE_INTERVAL = 1.0
+
+
+def test_price_phases_are_spread_and_unrelated_to_demand_phases():
+    ids = [f"{n:06x}" for n in range(2000)]
+    phases = [price_phase(cloud_id, 60.0) for cloud_id in ids]
+    assert all(0 <= phase < 60 for phase in phases)
+    assert [sum(1 for p in phases if k * 6 <= p < (k + 1) * 6) for k in range(10)] == pytest.approx([200] * 10, abs=50)
+    demand = [schedule.phase_of(cloud_id, 60.0) for cloud_id in ids]
+    assert sum(1 for a, b in zip(phases, demand, strict=True) if abs(a - b) < 0.01) < 5
+    assert price_phase("002506", 60.0) == price_phase("002506", 60.0)  # stable across restarts
+
+
+def test_the_price_budget_is_small_but_never_zero():
+    assert budget_for(1) == 4 and budget_for(1024) == 64
+
+
+def add(sim, make_household, cloud_id: str, protocol: str = "cloud", **quirks):
+    password = f"Pw{cloud_id}-Xq7!zz"
+    sim.add_household(cloud_id, protocol=protocol, user_email=f"h{cloud_id}@example.org", password=password, **quirks)
+    fields = {"address": sim.address} if protocol != "cloud" else {}
+    return make_household(cloud_id, protocol=protocol, password=password, **fields)
+
+
+def demand_lags(lines: list[dict]) -> list[float]:
+    lags = []
+    for line in lines:
+        phase = schedule.phase_of(line["cloud_id"], INTERVAL)
+        tick = schedule.tick_at_or_before(line["poll_time"], phase, INTERVAL)
+        lags.append(line["poll_time"] - schedule.due_time(phase, tick, INTERVAL))
+    return lags
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_runpinger_writes_price_files_at_their_cadence_beside_untouched_demand_files(
+    eagle_simulator, make_household, start_pinger
+):
+    sim = eagle_simulator
+    add(sim, make_household, "00c001")
+    add(sim, make_household, "00c002", "eagle100", old_summation_root=True)
+    add(sim, make_household, "00c003", "eagle200", omit_delivered=True)
+    add(sim, make_household, "00c004", invalid_price=True)  # no tariff: "not set"
+    add(sim, make_household, "00c005")
+    sim.set_fault("00c005", "http_500")  # a failed price poll is a failure line, the others go on
+    healthy = ["00c001", "00c002", "00c003"]
+
+    pinger = start_pinger(
+        "--interval", str(INTERVAL), env={"EAGLE_CLOUD_URL": sim.cloud_url, "PINGER_PRICE_INTERVAL": str(PRICE_INTERVAL)}
+    )
+    time.sleep(6.5)
+    assert pinger.stop(signal.SIGTERM) == 0, pinger.stderr
+    prices = read_price_files(pinger.log_root)
+    demand = read_hour_files(pinger.log_root)
+
+    for cloud_id in healthy:
+        lines = prices[cloud_id]
+        assert 4 <= len(lines) <= 8, (cloud_id, len(lines))  # one a second for ~6 s, not one per demand poll
+        gaps = [b["poll_time"] - a["poll_time"] for a, b in zip(lines, lines[1:], strict=False)]
+        assert statistics.median(gaps) == pytest.approx(PRICE_INTERVAL, abs=0.2)
+        for line in lines:
+            assert line["ok"] is True, line
+            assert 0.05 < line["price"] < 0.5 and line["currency"] == 840
+            assert line["delivered_kwh"] > 0 and line["received_kwh"] >= 0
+        delivered = [line["delivered_kwh"] for line in lines]
+        assert delivered == sorted(delivered)  # the counter only grows
+    not_set = prices["00c004"]
+    assert not_set and all(line["ok"] and line["price"] is None and line["price_time"] is None for line in not_set)
+    assert all(line["delivered_kwh"] > 0 for line in not_set)
+    failing = prices["00c005"]
+    assert failing and all(not line["ok"] and line["error_kind"] == "bad_response" for line in failing)
+
+    # The demand files are as before: no price key in any demand line, and the demand polls kept their schedule.
+    for cloud_id in healthy:
+        assert len(demand[cloud_id]) >= 10
+        for line in demand[cloud_id]:
+            assert not {"price", "delivered_kwh", "currency"} & set(line)
+    lags = [lag for cloud_id in healthy for lag in demand_lags(demand[cloud_id])]
+    assert statistics.median(lags) < 0.1, lags
+    assert "ticks skipped" not in pinger.service_log or "0 ticks skipped" in pinger.service_log
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
+def test_a_price_interval_of_zero_polls_no_price(eagle_simulator, make_household, start_pinger):
+    add(eagle_simulator, make_household, "00c101")
+    pinger = start_pinger(
+        "--interval", str(INTERVAL), "--duration", "2", env={"EAGLE_CLOUD_URL": eagle_simulator.cloud_url}
+    )
+    assert pinger.wait() == 0, pinger.stderr
+    assert read_hour_files(pinger.log_root)["00c101"]
+    assert read_price_files(pinger.log_root) == {}
