@@ -3,6 +3,7 @@ at their own cadence beside the demand files, against the simulator, without del
 
 from __future__ import annotations
 
+import itertools
 import signal
 import statistics
 import time
@@ -61,9 +62,8 @@ def test_runpinger_writes_price_files_at_their_cadence_beside_untouched_demand_f
     sim.set_fault("00c005", "http_500")  # a failed price poll is a failure line, the others go on
     healthy = ["00c001", "00c002", "00c003"]
 
-    pinger = start_pinger(
-        "--interval", str(INTERVAL), env={"EAGLE_CLOUD_URL": sim.cloud_url, "PINGER_PRICE_INTERVAL": str(PRICE_INTERVAL)}
-    )
+    env = {"EAGLE_CLOUD_URL": sim.cloud_url, "PINGER_PRICE_INTERVAL": str(PRICE_INTERVAL)}
+    pinger = start_pinger("--interval", str(INTERVAL), env=env)
     time.sleep(6.5)
     assert pinger.stop(signal.SIGTERM) == 0, pinger.stderr
     prices = read_price_files(pinger.log_root)
@@ -72,7 +72,7 @@ def test_runpinger_writes_price_files_at_their_cadence_beside_untouched_demand_f
     for cloud_id in healthy:
         lines = prices[cloud_id]
         assert 4 <= len(lines) <= 8, (cloud_id, len(lines))  # one a second for ~6 s, not one per demand poll
-        gaps = [b["poll_time"] - a["poll_time"] for a, b in zip(lines, lines[1:], strict=False)]
+        gaps = [b["poll_time"] - a["poll_time"] for a, b in itertools.pairwise(lines)]
         assert statistics.median(gaps) == pytest.approx(PRICE_INTERVAL, abs=0.2)
         for line in lines:
             assert line["ok"] is True, line
