@@ -50,10 +50,9 @@ class PriceTick:
 
 
 class _PriceState:
-    __slots__ = ("household_id", "next_tick", "phase", "polling")
+    __slots__ = ("next_tick", "phase", "polling")
 
-    def __init__(self, household_id: int, phase: float, next_tick: int) -> None:
-        self.household_id = household_id
+    def __init__(self, phase: float, next_tick: int) -> None:
         self.phase = phase
         self.next_tick = next_tick
         self.polling = False
@@ -99,10 +98,10 @@ class PricePolls:
         (their queued ticks are dropped when they come out)."""
         for cloud_id in [cloud_id for cloud_id in self.states if cloud_id not in households]:
             del self.states[cloud_id]
-        for cloud_id, household in households.items():
+        for cloud_id in households:
             if cloud_id not in self.states:
                 phase = price_phase(cloud_id, self.interval)
-                state = _PriceState(household.entry.household_id, phase, schedule.next_tick(now, phase, self.interval))
+                state = _PriceState(phase, schedule.next_tick(now, phase, self.interval))
                 self.states[cloud_id] = state
                 ticks.push(
                     schedule.due_time(phase, state.next_tick, self.interval), PriceTick(cloud_id, state.next_tick)

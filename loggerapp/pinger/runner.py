@@ -467,6 +467,8 @@ class Pinger:
     async def _drain(self) -> None:
         """Let polls in flight finish (they end by the client's timeouts), cancel what outlives the deadline."""
         self._stopping = True
+        prices = self.prices.drain(self.config.poll_deadline + 1.0) if self.prices is not None else None
+        price_drain = asyncio.create_task(prices) if prices is not None else None  # side by side with the demand's
         pending = {task for task in self._tasks if not task.done()}
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=self.config.poll_deadline + 1.0)
@@ -475,8 +477,8 @@ class Pinger:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
             logger.warning("%d polls did not finish in time and were abandoned", len(pending))
-        if self.prices is not None:
-            await self.prices.drain(timeout=1.0)
+        if price_drain is not None:
+            await price_drain
 
     # --- 4. summary -------------------------------------------------------------------------------------
 
