@@ -70,6 +70,9 @@ def main() -> None:
             process = run_measured(cmd, run_env, work / f"pinger-{len(rows)}.out")
             window = (process["started"] + args.warmup, process["ended"] - 2.0)
             demand = analyse_pinger(log_root, args.interval, window)
+            for text in (work / f"pinger-{len(rows)}.out").read_text().splitlines():
+                if "pinger stopped" in text or "price polls:" in text:
+                    print(f"{name}: {text.split(': ', 1)[-1]}")
             rows.append(
                 {
                     "name": name,
