@@ -9,8 +9,9 @@ One simulator (N households, 80% cloud, 10% EAGLE-100, 10% EAGLE-200, L ms of ad
 3. ``PINGER_PRICE_INTERVAL=<interval>``: a price poll as often as a demand poll (two requests each on the
    legacy protocols), a stress the default never reaches.
 For each: the demand polls' due fraction and start lag against their schedule (bench/pinger.py's definitions,
-from the demand files only), the price lines written, the process's CPU seconds (from wait4: CPU time, not wall
-time, because the machine is shared) and the ratios to the baseline.
+from the demand files only, in the window from --warmup to --duration), the price lines written, the CPU
+seconds (from wait4: CPU time, not wall time, because the machine is shared) and the ratio of CPU to the mean
+of the runs without price polls. ``--rounds`` repeats the three, alternating their order.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=200)
     parser.add_argument("--duration", type=float, default=45.0)
     parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=1, help="each configuration this many times")
     parser.add_argument("--db-name", default="bench_price_polls")
     args = parser.parse_args()
 
@@ -56,11 +58,10 @@ def main() -> None:
         wait_for_simulator(f"http://127.0.0.1:{port}", simulator)
         subprocess.run(manage("import_households", str(credentials)), env=env, check=True, stdout=subprocess.DEVNULL)
         rows = []
-        for name, price_interval in (
-            ("no prices", 0.0),
-            ("price 60 s", 60.0),
-            (f"price {args.interval:g} s", args.interval),
-        ):
+        runs = [("no prices", 0.0), ("price 60 s", 60.0), (f"price {args.interval:g} s", args.interval)]
+        # Rounds alternate the order, so that a change of the machine's load does not favour one configuration.
+        order = [run for round_ in range(args.rounds) for run in (runs if round_ % 2 == 0 else runs[::-1])]
+        for name, price_interval in order:
             log_root = work / f"logs-{len(rows)}"
             run_env = service_env(
                 db_url, log_root, EAGLE_CLOUD_URL=f"http://127.0.0.1:{port}/cgi-bin/post_manager",
@@ -68,7 +69,8 @@ def main() -> None:
             )  # fmt: skip
             cmd = manage("runpinger", "--interval", str(args.interval), "--duration", str(args.duration))
             process = run_measured(cmd, run_env, work / f"pinger-{len(rows)}.out")
-            window = (process["started"] + args.warmup, process["ended"] - 2.0)
+            # Demand polls stop at --duration; the process may take longer to drain its polls and exit.
+            window = (process["started"] + args.warmup, min(process["ended"], process["started"] + args.duration) - 2.0)
             demand = analyse_pinger(log_root, args.interval, window)
             for text in (work / f"pinger-{len(rows)}.out").read_text().splitlines():
                 if "pinger stopped" in text or "price polls:" in text:
@@ -91,7 +93,8 @@ def main() -> None:
         )
         print(f"{'':14}{'due run':>10}{'lag p50 ms':>12}{'lag p99 ms':>12}{'demand lines':>14}{'price lines':>13}"
               f"{'CPU s':>8}{'CPU ratio':>11}{'RSS MB':>8}")  # fmt: skip
-        base = rows[0]
+        baseline = [row["cpu_s"] for row in rows if row["name"] == "no prices"]
+        base = {"cpu_s": sum(baseline) / len(baseline)}
         for row in rows:
             print(
                 f"{row['name']:14}{row['due']:>10.4%}{row['p50']:>12.1f}{row['p99']:>12.1f}{row['demand_lines']:>14}"

@@ -81,6 +81,7 @@ class PricePolls:
         self.counts: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
         self.client: Any = None
+        self.stopping = False  # set by drain: a poll still waiting for the budget then gives up
         self._semaphore = asyncio.Semaphore(budget)
         self.writer = WriterThread(HourFileWriter(log_root, max_open, kind=PRICE), hour_grace=hour_grace)
         self.writer.name = "pinger-price-writer"
@@ -130,6 +131,9 @@ class PricePolls:
     async def _poll(self, state: _PriceState, entry: Any) -> None:
         try:
             async with self._semaphore:
+                if self.stopping:
+                    self.counts["not started (stopping)"] += 1
+                    return
                 started = time.time()
                 line, ok = await self._ask(entry, started)
         finally:
@@ -158,7 +162,9 @@ class PricePolls:
         return failure_line(entry.cloud_id, started, kind, message, time.perf_counter() - clock), False
 
     async def drain(self, timeout: float) -> None:
-        """Let price polls in flight finish; cancel what outlives ``timeout``."""
+        """Let price polls in flight finish; those still waiting for the budget do not start. Cancel what
+        outlives ``timeout``."""
+        self.stopping = True
         pending = {task for task in self.tasks if not task.done()}
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=timeout)
