@@ -3,6 +3,7 @@ at their own cadence beside the demand files, against the simulator, without del
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import signal
 import statistics
@@ -121,3 +122,36 @@ def test_a_price_interval_of_zero_polls_no_price(eagle_simulator, make_household
     assert pinger.wait() == 0, pinger.stderr
     assert read_hour_files(pinger.log_root)["00c101"]
     assert read_price_files(pinger.log_root) == {}
+
+
+def test_price_ticks_follow_the_household_list_and_skip_a_household_in_back_off(tmp_path):
+    """sync queues one first tick per new household; a removed household's tick is dropped; a household whose
+    demand polls found bad credentials is not asked for its price (counted as skipped)."""
+    from types import SimpleNamespace
+
+    from loggerapp.models import Status
+    from loggerapp.pinger.meter_polls import PricePolls, PriceTick
+
+    def household(cloud_id: str, status: str = Status.OK) -> SimpleNamespace:
+        return SimpleNamespace(status=status, entry=SimpleNamespace(cloud_id=cloud_id, household_id=1))
+
+    async def run() -> tuple[PricePolls, schedule.TickQueue]:
+        polls = PricePolls(tmp_path, 60.0, 4, 7.0, 8, 30.0)
+        ticks: schedule.TickQueue = schedule.TickQueue()
+        households = {"00d001": household("00d001", Status.BAD_CREDENTIALS), "00d002": household("00d002")}
+        polls.sync(households, ticks, now=1_000_000.0)
+        polls.sync(households, ticks, now=1_000_001.0)  # known households are not queued twice
+        assert len(ticks) == 2
+        del households["00d002"]
+        polls.sync(households, ticks, now=1_000_002.0)
+        due = [item for _due, item in ticks.pop_due(1_000_060.0)]  # both first ticks, nothing else yet
+        assert sorted(item.cloud_id for item in due) == ["00d001", "00d002"]
+        for item in due:
+            assert isinstance(item, PriceTick)
+            polls.on_tick(item, households, ticks)
+        assert [item.cloud_id for _due, item in ticks.pop_due(1_000_200.0)] == ["00d001"]  # its next tick only
+        return polls, ticks
+
+    polls, _ticks = asyncio.run(run())
+    assert polls.counts["skipped"] == 1 and not polls.tasks  # back-off: no request
+    assert "00d002" not in polls.states
