@@ -110,6 +110,7 @@ def test_runpinger_writes_price_files_at_their_cadence_beside_untouched_demand_f
     lags = [lag for cloud_id in healthy for lag in demand_lags(demand[cloud_id])]
     assert statistics.median(lags) < 0.1, lags
     assert "ticks skipped" not in pinger.service_log or "0 ticks skipped" in pinger.service_log
+    assert "last 2 s: price polls: " in pinger.service_log  # the summary line counts them, every 2 s here
 
 
 @pytest.mark.django_db(transaction=True)

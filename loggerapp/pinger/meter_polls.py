@@ -78,13 +78,23 @@ class PricePolls:
         self.budget = budget
         self.poll_deadline = poll_deadline
         self.states: dict[str, _PriceState] = {}
-        self.counts: Counter[str] = Counter()
+        self.counts: Counter[str] = Counter()  # the whole run
+        self.window: Counter[str] = Counter()  # since the last summary line
         self.tasks: set[asyncio.Task] = set()
         self.client: Any = None
         self.stopping = False  # set by drain: a poll still waiting for the budget then gives up
         self._semaphore = asyncio.Semaphore(budget)
         self.writer = WriterThread(HourFileWriter(log_root, max_open, kind=PRICE), hour_grace=hour_grace)
         self.writer.name = "pinger-price-writer"
+
+    def count(self, outcome: str) -> None:
+        self.counts[outcome] += 1
+        self.window[outcome] += 1
+
+    def take_window(self) -> str:
+        """The price polls since the last call, for the pinger's summary line (``price polls: ok 83, ...``)."""
+        window, self.window = self.window, Counter()
+        return "price polls: " + (", ".join(f"{k} {n}" for k, n in sorted(window.items())) or "none")
 
     def stop(self) -> None:
         """Write what is queued, close the files, and log the run's price counts."""
@@ -119,7 +129,7 @@ class PricePolls:
             schedule.due_time(state.phase, state.next_tick, self.interval), PriceTick(item.cloud_id, state.next_tick)
         )
         if state.polling or household.status == Status.BAD_CREDENTIALS:
-            self.counts["skipped"] += 1
+            self.count("skipped")
             return
         state.polling = True
         task = asyncio.create_task(self._poll(state, household.entry))
@@ -132,7 +142,7 @@ class PricePolls:
         try:
             async with self._semaphore:
                 if self.stopping:
-                    self.counts["not started (stopping)"] += 1
+                    self.count("not started (stopping)")
                     return
                 started = time.time()
                 line, ok = await self._ask(entry, started)
@@ -156,9 +166,9 @@ class PricePolls:
             logger.exception("household %s: unexpected error while polling its price", entry.cloud_id)
             kind, message = Status.BAD_RESPONSE.value, f"internal error ({type(exc).__name__})"
         else:
-            self.counts["ok"] += 1
+            self.count("ok")
             return price_line(both, started), True
-        self.counts[kind] += 1
+        self.count(kind)
         return failure_line(entry.cloud_id, started, kind, message, time.perf_counter() - clock), False
 
     async def drain(self, timeout: float) -> None:

@@ -461,6 +461,8 @@ class Pinger:
                 self.in_flight,
                 write_errors,
             )
+            if self.prices is not None:
+                logger.info("last %g s: %s", self.config.summary_every, self.prices.take_window())
 
     # --- 3. drain ---------------------------------------------------------------------------------------
 
