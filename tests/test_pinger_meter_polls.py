@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
 import statistics
 import time
 
 import pytest
+import requests
 
 from loggerapp.pinger import schedule
 from loggerapp.pinger.meter_polls import budget_for, price_phase
@@ -38,6 +40,12 @@ def add(sim, make_household, cloud_id: str, protocol: str = "cloud", **quirks):
     sim.add_household(cloud_id, protocol=protocol, user_email=f"h{cloud_id}@example.org", password=password, **quirks)
     fields = {"address": sim.address} if protocol != "cloud" else {}
     return make_household(cloud_id, protocol=protocol, password=password, **fields)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def price_lines_on_disk(log_root, cloud_id: str) -> int:
@@ -78,9 +86,13 @@ def test_runpinger_writes_price_files_at_their_cadence_beside_untouched_demand_f
     healthy = ["00c001", "00c002", "00c003"]
 
     env = {"EAGLE_CLOUD_URL": sim.cloud_url, "PINGER_PRICE_INTERVAL": str(PRICE_INTERVAL)}
-    pinger = start_pinger("--interval", str(INTERVAL), env=env)
+    port = free_port()
+    pinger = start_pinger("--interval", str(INTERVAL), "--metrics-port", str(port), env=env)
     # Run until every healthy household has six price lines (about six seconds once the pinger is up).
     assert wait_for(lambda: all(price_lines_on_disk(pinger.log_root, c) >= 6 for c in healthy), 40), pinger.service_log
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'iseif_pinger_price_polls_total{outcome="ok"}' in metrics
+    assert 'iseif_pinger_price_polls_total{outcome="bad_response"}' in metrics
     assert pinger.stop(signal.SIGTERM) == 0, pinger.stderr
     prices = read_price_files(pinger.log_root)
     demand = read_hour_files(pinger.log_root)

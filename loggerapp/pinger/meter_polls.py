@@ -72,8 +72,16 @@ class PricePolls:
     """The price polls of one pinger run. Driven by the runner from its event loop; writes through its own thread."""
 
     def __init__(
-        self, log_root: Path, interval: float, budget: int, poll_deadline: float, max_open: int, hour_grace: float
+        self,
+        log_root: Path,
+        interval: float,
+        budget: int,
+        poll_deadline: float,
+        max_open: int,
+        hour_grace: float,
+        metrics: Any = None,  # PingerMetrics: its price_polls counter
     ) -> None:
+        self.metrics = metrics
         self.interval = interval
         self.budget = budget
         self.poll_deadline = poll_deadline
@@ -90,6 +98,8 @@ class PricePolls:
     def count(self, outcome: str) -> None:
         self.counts[outcome] += 1
         self.window[outcome] += 1
+        if self.metrics is not None:
+            self.metrics.price_polls.labels(outcome=outcome).inc()
 
     def take_window(self) -> str:
         """The price polls since the last call, for the pinger's summary line (``price polls: ok 83, ...``)."""

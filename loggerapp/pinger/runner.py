@@ -196,6 +196,7 @@ class Pinger:
                 config.poll_deadline,
                 max(1, min(64, pool_size // 8)),  # within usable_open_files' reserve
                 config.hour_grace,
+                self.metrics,
             )
             self.prices.writer.start()
         flusher.start()
