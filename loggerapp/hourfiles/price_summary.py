@@ -34,7 +34,7 @@ def _records(cloud_id: str, start: datetime, end: datetime, log_root: Path) -> l
 
     return [
         found
-        for hour in household_hours([cloud_id], start, end, log_root=log_root)
+        for hour in household_hours([cloud_id], start, end, log_root=log_root, kinds=(PRICE,))
         for kind, record in hour.records
         if kind == PRICE and (found := price_record(record)) is not None
     ]

@@ -86,7 +86,7 @@ def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetim
     try:
         return [
             poll
-            for hour in household_hours([cloud_id], start, end, log_root=log_root)
+            for hour in household_hours([cloud_id], start, end, log_root=log_root, kinds=(DEMAND,))
             for kind, record in hour.records
             if kind == DEMAND and (poll := poll_from_record(record)) is not None  # a chart of demand polls only
         ]
