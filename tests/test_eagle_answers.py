@@ -146,3 +146,36 @@ def test_an_eagle3_without_a_tariff_has_no_price_not_an_error():
     assert both.price.price is None and both.price.rate_label is None
     assert both.price.currency == 840  # the currency is still reported
     assert both.summation.delivered_kwh == pytest.approx(18342.117)
+
+
+def _legacy_price_poll(price_answer: tuple[int, bytes], summation_answer: tuple[int, bytes]):
+    """Drive the legacy price-and-energy exchange with two answers, as a transport would."""
+    from loggerapp.eagle import EagleTarget
+    from loggerapp.eagle.legacy import LegacyDialect
+
+    target = EagleTarget("001f2c", "eagle100", password="code", address="192.168.1.20")
+    exchange = LegacyDialect(target, "https://relay.example/cgi-bin/post_manager").price_and_summation()
+    assert b"get_price" in next(exchange).body
+    assert b"get_current_summation" in exchange.send(price_answer).body
+    with pytest.raises(StopIteration) as done:
+        exchange.send(summation_answer)
+    return done.value.value
+
+
+def test_a_garbled_price_does_not_lose_the_counters():
+    both = _legacy_price_poll((200, b"<PriceCluster><Price>cheap</Price>"), (200, answer("eagle100-summation.xml")))
+    assert both.price is None and both.price_error.startswith("malformed XML")
+    assert both.summation is not None and both.summation.delivered_kwh == pytest.approx(18315.813)
+    assert both.summation_error == ""
+
+
+def test_a_price_poll_with_nothing_usable_fails_with_the_prices_reason():
+    with pytest.raises(BadResponse, match="Price is not hexadecimal"):
+        _legacy_price_poll((200, answer("cloud-price.xml").replace(b"0x00000498", b"cheap")), (500, b"oops"))
+
+
+def test_an_eagle200_price_that_is_not_a_number_keeps_the_counters():
+    body = answer("eagle200-device-query-all.xml").replace(b"0.117600", b"n/a")
+    both = price_and_summation_from_answer(parse_device_query(200, body), "001f2c")
+    assert both.price is None and "zigbee:Price: not a number" in both.price_error
+    assert both.summation is not None and both.summation.delivered_kwh == pytest.approx(18342.117)

@@ -67,3 +67,15 @@ def test_energy_needs_two_records_and_a_counter_present_twice():
     assert energy_between([record(0, 1.0)]) is None
     energy = energy_between([record(0, None, 1.0), record(60, None, 2.0)])
     assert energy is not None and energy.delivered_kwh is None and energy.received_kwh == pytest.approx(1.0)
+
+
+def test_a_half_missing_is_null_with_its_reason_and_still_a_success():
+    from loggerapp.eagle.models import PriceAndSummation
+
+    poll = price_poll("002506", 100.0, 5.0)
+    record = json.loads(price_line(PriceAndSummation(None, poll.summation, 0.05, price_error="malformed XML"), 100.0))
+    assert record["ok"] is True and record["price"] is None and record["price_error"] == "malformed XML"
+    assert record["delivered_kwh"] == 5.0 and "summation_error" not in record
+    record = json.loads(price_line(PriceAndSummation(poll.price, None, 0.05, summation_error="no counter"), 100.0))
+    assert record["price"] == 0.1176 and record["delivered_kwh"] is None and record["summation_error"] == "no counter"
+    assert "price_error" not in json.loads(price_line(poll, 100.0))  # only when there is one

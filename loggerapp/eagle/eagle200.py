@@ -19,6 +19,7 @@ from loggerapp.eagle.currency import currency_number
 from loggerapp.eagle.documents import error_from_document, parse_body
 from loggerapp.eagle.errors import BadCredentials, BadResponse, MeterNotJoined
 from loggerapp.eagle.hexfields import parse_hex, unix_to_datetime
+from loggerapp.eagle.legacy import both_or_raise
 from loggerapp.eagle.models import EagleTarget, Price, PriceAndSummation, Reading, Summation
 from loggerapp.eagle.wire import POST_MANAGER, HttpRequest, basic_auth_header, check_status, local_base_url
 
@@ -272,8 +273,17 @@ def price_from_answer(answer: DeviceAnswer, cloud_id: str) -> Price:
 
 
 def price_and_summation_from_answer(answer: DeviceAnswer, cloud_id: str) -> PriceAndSummation:
-    """Both from one answer to a query for all variables."""
-    return PriceAndSummation(price_from_answer(answer, cloud_id), summation_from_answer(answer, cloud_id))
+    """Both from one answer to a query for all variables; a half that cannot be read is None with its reason
+    (legacy.both_or_raise), so a garbled price does not lose the counters."""
+    try:
+        price, price_error = price_from_answer(answer, cloud_id), None
+    except BadResponse as exc:
+        price, price_error = None, exc
+    try:
+        summation, summation_error = summation_from_answer(answer, cloud_id), None
+    except BadResponse as exc:
+        summation, summation_error = None, exc
+    return both_or_raise(price, price_error, summation, summation_error)
 
 
 # --- requests and exchanges (pure, with the meter cache) ------------------------------------------------

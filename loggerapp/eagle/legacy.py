@@ -227,6 +227,31 @@ def parse_summation(status: int, body: bytes, cloud_id: str, protocol: str) -> S
     )
 
 
+def _usable(parse: Any, *args: Any) -> tuple[Any, BadResponse | None]:
+    """(result, None), or (None, the BadResponse) for an unusable answer; other failures propagate."""
+    try:
+        return parse(*args), None
+    except BadResponse as exc:
+        return None, exc
+
+
+def both_or_raise(
+    price: Price | None,
+    price_error: BadResponse | None,
+    summation: Summation | None,
+    summation_error: BadResponse | None,
+) -> PriceAndSummation:
+    """The poll's result when at least one half was usable; otherwise the price's error (the first asked)."""
+    if price is None and summation is None:
+        raise price_error or summation_error or BadResponse("no usable price or summation")
+    return PriceAndSummation(
+        price,
+        summation,
+        price_error=price_error.message if price_error is not None else "",
+        summation_error=summation_error.message if summation_error is not None else "",
+    )
+
+
 # --- requests and exchanges (pure) ----------------------------------------------------------------------
 
 Exchange = Generator[HttpRequest, tuple[int, bytes], Any]
@@ -285,8 +310,10 @@ class LegacyDialect:
         return parse_summation(status, body, self.cloud_id, self.protocol)
 
     def price_and_summation(self) -> Exchange:
-        """Two requests: `get_price`, then `get_current_summation`; either failing fails the poll."""
+        """Two requests: `get_price`, then `get_current_summation`. An unusable answer (BadResponse) to one of
+        them leaves that half None with its reason; both unusable, or any other failure, fails the poll."""
         status, body = yield self._price
-        price = parse_price(status, body, self.cloud_id, self.protocol)
+        price, price_error = _usable(parse_price, status, body, self.cloud_id, self.protocol)
         status, body = yield self._summation
-        return PriceAndSummation(price, parse_summation(status, body, self.cloud_id, self.protocol))
+        summation, summation_error = _usable(parse_summation, status, body, self.cloud_id, self.protocol)
+        return both_or_raise(price, price_error, summation, summation_error)

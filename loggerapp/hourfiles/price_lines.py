@@ -16,6 +16,9 @@ A success line:
    lines (``energy_between``).
 3. ``price_time`` and ``meter_time`` are the meter's own times (Unix seconds) of the price and of the summation.
 4. A failed poll writes the demand file's failure line (``lines.failure_line``): the same keys, the same kinds.
+5. When one half of the poll's answer was unusable and the other was not (a garbled price beside good counters),
+   the line is still a success: that half's keys are null and ``price_error`` or ``summation_error`` says why
+   (keys present only then). Both unusable is a failed poll (point 4).
 """
 
 from __future__ import annotations
@@ -31,23 +34,29 @@ PRICE_KEYS = ("price", "currency", "tier", "rate_label", "price_time", "delivere
 
 
 def price_fields(both: Any, poll_time: float) -> dict[str, Any]:
-    """The fields of a success line from a ``loggerapp.eagle.PriceAndSummation``."""
+    """The fields of a success line from a ``loggerapp.eagle.PriceAndSummation`` (point 5 for a missing half)."""
     price, summation = both.price, both.summation
-    return {
-        "cloud_id": price.cloud_id,
+    half = price if price is not None else summation
+    fields = {
+        "cloud_id": half.cloud_id,
         "poll_time": round(poll_time, 6),
         "ok": True,
-        "protocol": price.protocol,
-        "price": _finite(price.price, 6),
-        "currency": price.currency,
-        "tier": price.tier,
-        "rate_label": price.rate_label,
-        "price_time": price.meter_timestamp,
-        "delivered_kwh": _finite(summation.delivered_kwh, 6),
-        "received_kwh": _finite(summation.received_kwh, 6),
-        "meter_time": summation.meter_timestamp,
+        "protocol": half.protocol,
+        "price": _finite(price.price, 6) if price is not None else None,
+        "currency": price.currency if price is not None else None,
+        "tier": price.tier if price is not None else None,
+        "rate_label": price.rate_label if price is not None else None,
+        "price_time": price.meter_timestamp if price is not None else None,
+        "delivered_kwh": _finite(summation.delivered_kwh, 6) if summation is not None else None,
+        "received_kwh": _finite(summation.received_kwh, 6) if summation is not None else None,
+        "meter_time": summation.meter_timestamp if summation is not None else None,
         "latency_ms": _finite(both.latency_s * 1000.0, 1),
     }
+    if both.price_error:
+        fields["price_error"] = both.price_error
+    if both.summation_error:
+        fields["summation_error"] = both.summation_error
+    return fields
 
 
 def price_line(both: Any, poll_time: float) -> bytes:
