@@ -85,6 +85,8 @@ def analyse_pinger(log_root: Path, interval: float, window: tuple[float, float])
     lines_by_household: dict[str, list[float]] = defaultdict(list)
     total_lines = ok_lines = 0
     for path in log_root.glob("*/iseif-rainforest-*.jl"):
+        if path.name.startswith("iseif-rainforest-price-"):
+            continue  # demand lines only
         for text in path.read_bytes().splitlines():
             line = json.loads(text)
             total_lines += 1

@@ -288,6 +288,7 @@ PINGER_MAX_SLOW_IN_FLIGHT = env_int("PINGER_MAX_SLOW_IN_FLIGHT", 256)
 PINGER_STOP_WAIT = env_float("PINGER_STOP_WAIT", 10.0)
 # A statistics flush or a household load blocked this many intervals is logged as a warning.
 PINGER_BLOCKED_INTERVALS = env_int("PINGER_BLOCKED_INTERVALS", 5)
+PINGER_PRICE_INTERVAL = env_float("PINGER_PRICE_INTERVAL", 60.0)  # price-and-energy polls (issue 14); 0: none
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.pinger",
     "tests.fixtures.simulator",
     "tests.fixtures.recording",
+    "tests.fixtures.prices",
 ]

@@ -292,6 +292,59 @@ def test_price_and_summation_through_the_async_client(eagle_simulator):
     assert price.currency == 840 and summation.delivered_kwh > 0
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_price_and_summation_in_one_exchange_sync_and_async(eagle_simulator, protocol):
+    """The pinger's price poll: the price in USD (840) and energy totals that only grow, on every protocol."""
+    target = add_household(eagle_simulator, protocol)
+    with sync_client(eagle_simulator) as client:
+        first = client.price_and_summation(target)
+    second = run_async(eagle_simulator, lambda client: client.price_and_summation(target))
+    for both in (first, second):
+        assert both.price.price is not None and 0 < both.price.price < 5
+        assert both.price.currency == 840
+        assert both.price.meter_timestamp is not None
+        assert both.summation.delivered_kwh is not None and both.summation.received_kwh is not None
+        assert both.latency_s > 0
+    assert second.summation.delivered_kwh >= first.summation.delivered_kwh
+    assert second.summation.received_kwh >= first.summation.received_kwh
+
+
+def test_an_eagle200_price_and_summation_poll_is_one_request_once_the_meter_is_known(eagle_simulator):
+    target = add_household(eagle_simulator, "eagle200")
+    with sync_client(eagle_simulator) as client:
+        client.price_and_summation(target)  # device_list, then device_query
+        before = eagle_simulator.requests(target.cloud_id)
+        client.price_and_summation(target)
+    assert eagle_simulator.requests(target.cloud_id) == before + 1
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_price_not_set_is_no_price_and_no_time_not_a_failure(eagle_simulator, protocol):
+    target = add_household(eagle_simulator, protocol, invalid_price=True)
+    with sync_client(eagle_simulator) as client:
+        both = client.price_and_summation(target)
+    assert both.price.price is None
+    if protocol != "eagle200":
+        assert both.price.meter_timestamp is None  # TimeStamp 0xffffffff: not 2136
+    assert both.summation.delivered_kwh is not None  # the energy is still read
+
+
+def test_the_older_summation_root_reads_as_the_current_one(eagle_simulator):
+    older = add_household(eagle_simulator, "eagle100", old_summation_root=True)
+    with sync_client(eagle_simulator) as client:
+        summation = client.summation(older)
+    assert summation.delivered_kwh is not None and summation.delivered_kwh > 0
+
+
+def test_an_eagle200_that_omits_delivered_by_name_still_gives_it_when_asked_for_all(eagle_simulator):
+    target = add_household(eagle_simulator, "eagle200", omit_delivered=True)
+    with sync_client(eagle_simulator) as client:
+        by_name = client.summation(target)
+        everything = client.price_and_summation(target)
+    assert by_name.delivered_kwh is None and by_name.received_kwh is not None  # read, not failed
+    assert everything.summation.delivered_kwh is not None and everything.summation.delivered_kwh > 0
+
+
 # --- faults: the right exception, and the neighbours unaffected ---------------------------------------------
 
 

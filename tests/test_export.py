@@ -258,3 +258,36 @@ def test_the_local_file_of_the_current_hour_is_read_as_it_is_written(study, tmp_
     )
     assert "1 lines that are not polls left out" in summary.getvalue()
     assert len(output.read_bytes().splitlines()) == 1 + 600
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_price_lines_archived_and_local_come_back_as_price_rows_in_time_order(
+    households, write_hour_file, write_price_file, settings, tmp_path, fmt
+):
+    """Issue 14: the price file beside the demand file, one hour uploaded and one still local, exported with
+    the demand rows in time order, price and summation filled in."""
+    settings.ROTATION_GRACE_SECONDS = 0
+    archived, local = HOURS[2], LOCAL_HOURS[0]
+    for hour, start_kwh in ((archived, 1000.0), (local, 1001.2)):
+        write_hour_file("002506", hour, lines=20, every=180.0)
+        write_price_file("002506", hour, lines=60, start_kwh=start_kwh, failed_every=20)
+    assert run_rotation(now=datetime(2026, 2, 1, 0, 30, tzinfo=UTC)).done == 2  # the 23:00 demand and price files
+    output = tmp_path / f"out.{fmt}"
+    args = ["002506", "--start", "2026-01-31T23:00Z", "--end", "2026-02-01T01:00Z", "--format", fmt]
+    call_command("export_readings", *args, "-o", str(output), stderr=io.StringIO())
+    rows = rows_of(output.read_bytes(), fmt)
+
+    assert len(rows) == 2 * (20 + 60)
+    times = [str(row["poll_time"]) for row in rows]
+    assert times == sorted(times)
+    prices = [row for row in rows if row["record"] == "price"]
+    assert len(prices) == 120
+    ok = [row for row in prices if str(row["ok"]).lower() == "true"]
+    assert len(ok) == 114
+    for row in ok:
+        assert float(row["price"]) == pytest.approx(0.1176) and row["price_currency"] == "USD"
+        assert float(row["summation_received_kwh"]) == 0.0
+        assert row["demand_kw"] in (None, "")
+    delivered = [float(row["summation_delivered_kwh"]) for row in ok]
+    assert delivered == sorted(delivered) and delivered[0] == pytest.approx(1000.0 + 1.2 / 60)
+    assert all(row["price"] in (None, "") for row in rows if row["record"] == "demand")

@@ -19,9 +19,11 @@ from loggerapp.export.columns import COLUMN_NAMES, demand_row, row_of
 from loggerapp.export.formats import CsvWriter, JsonLinesWriter, ParquetWriter, rfc3339, writer_for
 from loggerapp.export.ranges import BadRange, Span, day_span, parse_moment, parse_span
 from loggerapp.hourfiles.layout import FILE_KINDS, parse_stored_name
+from loggerapp.hourfiles.price_lines import price_line
 from loggerapp.hourfiles.span import ordered_map
 from tests.fixtures.api import FORMATS as FORMAT_CHECKER
 from tests.fixtures.api import REGISTRY, SPEC_URI
+from tests.fixtures.prices import price_poll
 
 OK = {
     "cloud_id": "002506",
@@ -119,8 +121,29 @@ def test_values_of_the_wrong_type_are_empty_not_errors():
 
 
 def test_a_kind_without_a_row_builder_still_gives_when_and_how_the_poll_went():
-    row = row_of("price", "002506", {"poll_time": 1767571206.5, "ok": False, "error_kind": "unreachable"})
-    assert row == ("002506", 1767571206.5, None, None, False, "unreachable", None, None, None, None, "price")
+    row = row_of("weather", "002506", {"poll_time": 1767571206.5, "ok": False, "error_kind": "unreachable"})
+    assert row == ("002506", 1767571206.5, None, None, False, "unreachable", None, None, None, None, "weather")
+
+
+def test_a_price_line_fills_the_price_and_summation_columns():
+    line = price_line(price_poll("002506", 1767571206.5, 18315.813, 1207.934), 1767571206.5)
+    assert row_of("price", "002506", json.loads(line)) == (
+        "002506",
+        1767571206.5,
+        1767571204.0,
+        None,
+        True,
+        None,
+        0.1176,
+        "USD",
+        18315.813,
+        1207.934,
+        "price",
+    )
+    not_set = row_of("price", "002506", json.loads(price_line(price_poll("002506", 10.0, 5.0, price=None), 10.0)))
+    assert not_set[6:] == (None, None, 5.0, 0.0, "price")
+    failed = row_of("price", "002506", {"poll_time": 10.0, "ok": False, "error_kind": "unreachable", "price": 1.0})
+    assert failed[4:] == (False, "unreachable", None, None, None, None, "price")
 
 
 # --- formats -------------------------------------------------------------------------------------------------
@@ -202,11 +225,12 @@ def test_stored_names_of_every_kind_parse_with_or_without_gz(monkeypatch):
         "iseif-rainforest-00250G-2026-01-05-04.jl",
         "iseif-rainforest-002506-2026-01-05-04.jl.tmp",
         ".iseif-rainforest-002506-2026-01-05-04.jl.abc.tmp",
-        "iseif-rainforest-price-002506-2026-01-05-04.jl",  # not a kind yet
+        "iseif-rainforest-weather-002506-2026-01-05-04.jl",  # not a kind
     ]:
         assert parse_stored_name(name) is None, name
-    monkeypatch.setitem(FILE_KINDS, "price", "iseif-rainforest-price-")
     assert parse_stored_name("iseif-rainforest-price-002506-2026-01-05-04.jl").kind == "price"
+    monkeypatch.setitem(FILE_KINDS, "weather", "iseif-rainforest-weather-")
+    assert parse_stored_name("iseif-rainforest-weather-002506-2026-01-05-04.jl").kind == "weather"
     assert parse_stored_name("iseif-rainforest-002506-2026-01-05-04.jl").kind == "demand"
 
 

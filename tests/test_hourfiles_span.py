@@ -140,9 +140,9 @@ def test_an_archive_that_refuses_raises_instead_of_returning_less(seaweedfs, set
     assert len(household_polls(log_root, "002506", H, H + HOUR)) == 10  # a chart keeps its local polls
 
 
-def test_a_new_kind_of_hour_file_is_read_beside_demand_in_poll_time_order(folder_archive, log_root, monkeypatch):
-    """Issue 14 part 1 adds price/summation files with their own prefix: one entry in FILE_KINDS is enough."""
-    monkeypatch.setitem(FILE_KINDS, "price", "iseif-rainforest-price-")
+def test_a_new_kind_of_hour_file_is_read_beside_demand_in_poll_time_order(folder_archive, log_root):
+    """Issue 14 part 1's price files, with their own prefix: one entry in FILE_KINDS."""
+    assert FILE_KINDS["price"] == "iseif-rainforest-price-"
     put(folder_archive, archive_key("002506", H), hour_content("002506", H, lines=10))
     price = b"".join(
         json.dumps({"cloud_id": "002506", "poll_time": H.timestamp() + 60 * i + 3, "ok": True, "price": 0.25}).encode()
@@ -153,6 +153,12 @@ def test_a_new_kind_of_hour_file_is_read_beside_demand_in_poll_time_order(folder
     (hour,) = read_all(log_root, ["002506"], H, H + HOUR)
     assert [kind for kind, _record in hour.records] == ["demand", "price"] + ["demand"] * 9 + ["price"]
     assert poll_times([hour]) == sorted(poll_times([hour]))
+    # A reader that wants one kind gets, and fetches, only that kind (the admin's price summary, the demand chart).
+    (prices,) = span.household_hours(["002506"], H, H + HOUR, log_root=log_root, kinds=("price",))
+    assert [kind for kind, _record in prices.records] == ["price", "price"] and prices.objects == 0
+    (demand,) = span.household_hours(["002506"], H, H + HOUR, log_root=log_root, kinds=("demand",))
+    assert {kind for kind, _record in demand.records} == {"demand"} and demand.local_bytes == 0
+    assert len(household_polls(log_root, "002506", H, H + HOUR)) == 10  # the chart: demand polls only
 
 
 def test_the_admin_chart_reads_archived_hours_without_any_ledger_row(folder_archive, log_root, db):

@@ -76,6 +76,8 @@ def test_aioeagle_reads_an_eagle200(sim, quirks):
     assert round(float(demand["Value"]), 6) in expected
     assert demand["Units"] == "kW"
     assert float(query["zigbee:CurrentSummationDelivered"]["Value"]) > 1000
+    # Home Assistant shows a price sensor in "<PriceCurrency>/kWh" when zigbee:Price is not "invalid".
+    assert 0.05 < float(query["zigbee:Price"]["Value"]) < 0.5 and query["zigbee:PriceCurrency"]["Value"] == "USD"
     assert int(meters[0].last_contact, 16) == pytest.approx(time.time(), abs=READING_INTERVAL + 60)
     if quirks.get("exports"):
         assert float(demand["Value"]) < 0

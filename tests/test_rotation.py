@@ -557,3 +557,40 @@ def test_the_embedded_sqlite_ledger_takes_every_thread_at_once(write_hour_file, 
     assert summary["counts"] == {"uploaded": 240}
     assert not any(path.exists() for path in paths)
     assert len(list((tmp_path / "data" / "archive").rglob("*.jl"))) == 240
+
+
+def price_key(cloud_id: str, hour) -> str:
+    return f"rainforest-logs/{cloud_id}/{hour:%Y/%m/%d}/iseif-rainforest-price-{cloud_id}-{hour:%Y-%m-%d-%H}.jl"
+
+
+def test_price_files_are_uploaded_verified_and_deleted_beside_the_demand_files(
+    s3_archive, write_hour_file, write_price_file, make_household, log_root
+):
+    """The second kind of hour file (issue 14): same folder, its own key and ledger row; the demand file's key,
+    bytes and coverage are as before."""
+    make_household("002506")
+    demand = write_hour_file("002506", H1, lines=600)
+    price = write_price_file("002506", H1, lines=60, failed_every=10)
+    demand_content, price_content = demand.read_bytes(), price.read_bytes()
+
+    summary = run_rotation()
+
+    assert summary.count("uploaded") == 2 and summary.failed == 0
+    assert s3_archive.keys() == sorted([key("002506", H1), price_key("002506", H1)])
+    assert s3_archive.get(key("002506", H1)) == demand_content
+    assert s3_archive.get(price_key("002506", H1)) == price_content
+    assert not demand.exists() and not price.exists()
+    rows = {row.kind: row for row in HourFile.objects.filter(cloud_id="002506", hour=H1)}
+    assert set(rows) == {"demand", "price"}
+    assert rows["demand"].key == key("002506", H1) and rows["demand"].ok_lines == 600
+    assert rows["price"].key == price_key("002506", H1)
+    assert (rows["price"].lines, rows["price"].ok_lines) == (60, 54)
+    assert all(row.state == HourFile.State.UPLOADED for row in rows.values())
+
+
+def test_a_price_file_not_yet_uploaded_is_in_the_backlog(write_hour_file, write_price_file, log_root):
+    from loggerapp.rotation.backlog import upload_backlog
+
+    write_price_file("002506", H2, lines=3)
+    backlog = upload_backlog(before=NOW)
+    assert backlog.unrecorded == 1 and backlog.oldest_unrecorded == H2

@@ -24,6 +24,7 @@ from django.utils.timesince import timesince
 
 from loggerapp.admin.downloads import DownloadReadingsForm, readings_download
 from loggerapp.admin.ledger import HourFileInline, hour_coverage_strip
+from loggerapp.admin.prices import household_price_and_energy
 from loggerapp.hourfiles.archived import ArchiveReadError
 from loggerapp.live import MAX_CONCURRENT, LiveRead, deadline_in, live_reads
 from loggerapp.models import Household, HouseholdStats, Status
@@ -165,14 +166,14 @@ class HouseholdAdmin(admin.ModelAdmin):
     list_filter = [StatusFilter, "protocol", "active"]
     search_fields = ["cloud_id", "user_email", "label"]
     list_select_related = ["stats"]
-    readonly_fields = ["status_summary", "created", "updated", "hours_complete"]
+    readonly_fields = ["status_summary", "price_and_energy", "created", "updated", "hours_complete"]
     actions = ["activate", "deactivate", "test_connection_now", "download_readings"]
     list_per_page = 100
 
     def get_fieldsets(self, request, obj=None):
         # The status comes first on an existing household's page: it is what staff open the page to see.
         return [
-            *([("Status", {"fields": ["status_summary"]})] if obj else []),
+            *([("Status", {"fields": ["status_summary", "price_and_energy"]})] if obj else []),
             (None, {"fields": ["cloud_id", "label", "active", "notes"]}),
             ("Connection", {"fields": ["protocol", "user_email", "password", "address", "https", "meter_address"]}),
             ("Record", {"fields": ["created", "updated"]}),
@@ -205,6 +206,11 @@ class HouseholdAdmin(admin.ModelAdmin):
                 )
             )
         return format_html('<div class="household-status">{}</div>', mark_safe(" · ".join(parts)))  # noqa: S308
+
+    @admin.display(description="price and energy")
+    def price_and_energy(self, household: Household) -> SafeString:
+        """The latest price and the last 24 hours' energy, from the price hour files (loggerapp/admin/prices.py)."""
+        return household_price_and_energy(household.cloud_id)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         """The page, with the demand chart of the last hours or of the day chosen with ?day=YYYY-MM-DD."""

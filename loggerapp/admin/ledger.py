@@ -24,6 +24,7 @@ LEDGER_FIELDS = [
     "household",
     "cloud_id",
     "hour",
+    "kind",
     "state",
     "reason",
     "lines",
@@ -46,7 +47,10 @@ LEDGER_FIELDS = [
 class _Coverage:
     @admin.display(description="coverage")
     def coverage_shown(self, row: HourFile) -> str:
-        """Readings out of the 600 expected in the hour, as a percentage."""
+        """Readings out of the 600 expected in the hour, as a percentage (demand files only: the price file's
+        polls have their own cadence)."""
+        if row.kind != "demand":
+            return "-"
         return f"{row.coverage:.0%}"
 
     @admin.display(description="merged", ordering="merged")
@@ -59,6 +63,7 @@ class HourFileAdmin(_Coverage, admin.ModelAdmin):
     list_display = [
         "cloud_id",
         "hour",
+        "kind",
         "state",
         "lines",
         "coverage_shown",
@@ -68,7 +73,7 @@ class HourFileAdmin(_Coverage, admin.ModelAdmin):
         "uploaded_at",
         "reason_short",
     ]
-    list_filter = ["state", "merged", ("hour", admin.DateFieldListFilter)]
+    list_filter = ["state", "kind", "merged", ("hour", admin.DateFieldListFilter)]
     date_hierarchy = "hour"
     search_fields = ["cloud_id", "household__label", "key"]
     list_select_related = ["household"]
@@ -96,7 +101,7 @@ class HourFileInline(_Coverage, admin.TabularInline):
     model = HourFile
     fk_name = "household"
     days = 2
-    fields = ["hour", "state", "lines", "ok_lines", "coverage_shown", "attempts", "uploaded_at", "reason"]
+    fields = ["hour", "kind", "state", "lines", "ok_lines", "coverage_shown", "attempts", "uploaded_at", "reason"]
     readonly_fields = fields
     ordering = ["-hour"]
     extra = 0

@@ -5,7 +5,7 @@ See docs/eagle-protocol.md for the protocols and README (EAGLE client section) f
 
 from loggerapp.eagle.client import AsyncEagleClient, SyncEagleClient
 from loggerapp.eagle.errors import BadCredentials, BadResponse, EagleError, MeterNotJoined, Unreachable
-from loggerapp.eagle.models import EagleTarget, Price, Reading, Summation
+from loggerapp.eagle.models import EagleTarget, Price, PriceAndSummation, Reading, Summation
 
 __all__ = [
     "AsyncEagleClient",
@@ -15,6 +15,7 @@ __all__ = [
     "EagleTarget",
     "MeterNotJoined",
     "Price",
+    "PriceAndSummation",
     "Reading",
     "Summation",
     "SyncEagleClient",

@@ -27,7 +27,7 @@ from loggerapp.eagle.addresses import AddressPolicy
 from loggerapp.eagle.eagle200 import Eagle200Dialect
 from loggerapp.eagle.errors import BadResponse, EagleError, Unreachable
 from loggerapp.eagle.legacy import Exchange, LegacyDialect
-from loggerapp.eagle.models import PROTOCOLS, EagleTarget, Price, Reading, Summation
+from loggerapp.eagle.models import PROTOCOLS, EagleTarget, Price, PriceAndSummation, Reading, Summation
 from loggerapp.eagle.transport_async import AsyncTransport
 from loggerapp.eagle.transport_sync import SyncTransport
 from loggerapp.eagle.wire import basic_auth_header
@@ -183,6 +183,11 @@ class SyncEagleClient:
         result: Summation = self._run(target, "summation", deadline)
         return result
 
+    def price_and_summation(self, target: EagleTarget, *, deadline: float | None = None) -> PriceAndSummation:
+        """Price and cumulative energy in one exchange (two requests on the legacy protocols, one on eagle200)."""
+        result: PriceAndSummation = self._run(target, "price_and_summation", deadline)
+        return result
+
     def close(self) -> None:
         self._transport.close()
 
@@ -258,6 +263,11 @@ class AsyncEagleClient:
 
     async def summation(self, target: EagleTarget) -> Summation:
         result: Summation = await self._run(target, "summation")
+        return result
+
+    async def price_and_summation(self, target: EagleTarget) -> PriceAndSummation:
+        """Price and cumulative energy in one exchange (the pinger's price poll)."""
+        result: PriceAndSummation = await self._run(target, "price_and_summation")
         return result
 
     async def close(self) -> None:

@@ -15,10 +15,12 @@ from typing import Any
 from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
+from loggerapp.eagle.currency import currency_number
 from loggerapp.eagle.documents import error_from_document, parse_body
 from loggerapp.eagle.errors import BadCredentials, BadResponse, MeterNotJoined
 from loggerapp.eagle.hexfields import parse_hex, unix_to_datetime
-from loggerapp.eagle.models import EagleTarget, Price, Reading, Summation
+from loggerapp.eagle.legacy import both_or_raise
+from loggerapp.eagle.models import EagleTarget, Price, PriceAndSummation, Reading, Summation
 from loggerapp.eagle.wire import POST_MANAGER, HttpRequest, basic_auth_header, check_status, local_base_url
 
 METER_MODEL = "electric_meter"
@@ -27,6 +29,10 @@ DEMAND_VARIABLE = "zigbee:InstantaneousDemand"
 DELIVERED_VARIABLE = "zigbee:CurrentSummationDelivered"
 RECEIVED_VARIABLE = "zigbee:CurrentSummationReceived"
 PRICE_VARIABLE = "zigbee:Price"
+PRICE_CURRENCY_VARIABLE = "zigbee:PriceCurrency"  # letters: `USD`
+PRICE_TIER_VARIABLE = "zigbee:PriceTier"
+RATE_LABEL_VARIABLE = "zigbee:PriceRateLabel"
+ALL_VARIABLES: tuple[str, ...] = ()  # a device_query naming no variable asks for all of them (`<All>Y</All>`)
 
 # One firmware reports exported power as an unsigned 32-bit wrap of milliwatts, in decimal kW:
 # 4294963.584 kW is really -3.712 kW. Nothing above 2^31 mW is a real household's demand.
@@ -211,9 +217,15 @@ def reading_from_answer(answer: DeviceAnswer, cloud_id: str) -> Reading:
 
 
 def summation_from_answer(answer: DeviceAnswer, cloud_id: str) -> Summation:
-    """A Summation from zigbee:CurrentSummationDelivered (required) and ...Received (optional)."""
-    delivered = _variable(answer, DELIVERED_VARIABLE, "Wh")
+    """A Summation from zigbee:CurrentSummationDelivered and ...Received.
+
+    Some EAGLE-200 firmware leaves CurrentSummationDelivered out when variables are asked for by name; an
+    absent variable is None (not reported), and only an answer with neither is a BadResponse.
+    """
+    delivered = _variable(answer, DELIVERED_VARIABLE, "Wh", required=False)
     received = _variable(answer, RECEIVED_VARIABLE, "Wh", required=False)
+    if delivered is None and received is None:
+        raise BadResponse(f"the answer lacks {DELIVERED_VARIABLE} and {RECEIVED_VARIABLE}", answer.body)
     timestamp = answer.meter_timestamp()
     return Summation(
         cloud_id=cloud_id,
@@ -226,27 +238,52 @@ def summation_from_answer(answer: DeviceAnswer, cloud_id: str) -> Summation:
     )
 
 
+def _text(answer: DeviceAnswer, name: str) -> str:
+    """A variable's value, with `invalid` (the device's "not set") as empty."""
+    value = answer.variables.get(name, ("", ""))[0]
+    return "" if value.lower() == "invalid" else value
+
+
 def price_from_answer(answer: DeviceAnswer, cloud_id: str) -> Price:
-    """zigbee:Price if the gateway reports one (already decimal); no currency is given on this API."""
-    value, _units = answer.variables.get(PRICE_VARIABLE, ("", ""))
+    """zigbee:Price (already decimal), zigbee:PriceCurrency (`USD`), ...PriceTier, ...PriceRateLabel.
+
+    `invalid` (or nothing) is "no price", not a failure; any other non-number is a BadResponse.
+    """
+    value = _text(answer, PRICE_VARIABLE)
     price = None
-    if value and value.lower() != "invalid":
+    if value:
         match = _VALUE.fullmatch(value)
         if match is None:
             raise BadResponse(f"{PRICE_VARIABLE}: not a number: {value!r}"[:200], answer.body)
         price = float(match.group(1))
+    tier_text = _text(answer, PRICE_TIER_VARIABLE)
+    tier = int(tier_text) if tier_text.isdigit() and len(tier_text) < 6 else None
     timestamp = answer.meter_timestamp()
     return Price(
         cloud_id=cloud_id,
         protocol="eagle200",
         price=price,
-        currency=None,
-        tier=None,
-        rate_label=None,
+        currency=currency_number(_text(answer, PRICE_CURRENCY_VARIABLE)),
+        tier=tier,
+        rate_label=_text(answer, RATE_LABEL_VARIABLE)[:100] or None,
         meter_time=unix_to_datetime(timestamp) if timestamp is not None else None,
         meter_timestamp=timestamp,
         raw=answer.raw(),
     )
+
+
+def price_and_summation_from_answer(answer: DeviceAnswer, cloud_id: str) -> PriceAndSummation:
+    """Both from one answer to a query for all variables; a half that cannot be read is None with its reason
+    (legacy.both_or_raise), so a garbled price does not lose the counters."""
+    try:
+        price, price_error = price_from_answer(answer, cloud_id), None
+    except BadResponse as exc:
+        price, price_error = None, exc
+    try:
+        summation, summation_error = summation_from_answer(answer, cloud_id), None
+    except BadResponse as exc:
+        summation, summation_error = None, exc
+    return both_or_raise(price, price_error, summation, summation_error)
 
 
 # --- requests and exchanges (pure, with the meter cache) ------------------------------------------------
@@ -255,12 +292,15 @@ DEVICE_LIST_BODY = b"<Command>\n  <Name>device_list</Name>\n</Command>\n"
 
 
 def device_query_body(hardware_address: str, variables: tuple[str, ...]) -> bytes:
-    """The `device_query` command for some variables of one device."""
+    """The `device_query` command for some variables of one device; no variables asks for all of them."""
     names = "".join(f"<Variable><Name>{escape(name)}</Name></Variable>" for name in variables)
+    components = (
+        f"<Component><Name>Main</Name><Variables>{names}</Variables></Component>" if variables else "<All>Y</All>"
+    )
     return (
         "<Command>\n  <Name>device_query</Name>\n"
         f"  <DeviceDetails><HardwareAddress>{escape(hardware_address.strip())}</HardwareAddress></DeviceDetails>\n"
-        f"  <Components><Component><Name>Main</Name><Variables>{names}</Variables></Component></Components>\n"
+        f"  <Components>{components}</Components>\n"
         "</Command>\n"
     ).encode()
 
@@ -315,7 +355,11 @@ class Eagle200Dialect:
         return self._exchange((DELIVERED_VARIABLE, RECEIVED_VARIABLE), summation_from_answer)
 
     def price(self) -> Exchange:
-        return self._exchange((PRICE_VARIABLE,), price_from_answer)
+        return self._exchange((PRICE_VARIABLE, PRICE_CURRENCY_VARIABLE), price_from_answer)
+
+    def price_and_summation(self) -> Exchange:
+        """One query for all variables: the summation is there even on firmware that omits it when asked by name."""
+        return self._exchange(ALL_VARIABLES, price_and_summation_from_answer)
 
     def _discover(self) -> Exchange:
         status, body = yield self._list_request

@@ -24,7 +24,7 @@ from loggerapp.eagle.hexfields import (
     unix_to_datetime,
     zigbee_to_unix,
 )
-from loggerapp.eagle.models import EagleTarget, Price, Reading, Summation
+from loggerapp.eagle.models import EagleTarget, Price, PriceAndSummation, Reading, Summation
 from loggerapp.eagle.wire import (
     POST_MANAGER,
     HttpRequest,
@@ -37,6 +37,10 @@ from loggerapp.eagle.wire import (
 DEMAND = "InstantaneousDemand"
 PRICE = "PriceCluster"
 SUMMATION = "CurrentSummation"
+# Older firmware answers get_current_summation under this root, with the same fields.
+SUMMATION_OLD_ROOT = "CurrentSummationDelivered"
+# A 32-bit ZigBee time of all ones is "not set" (price answers carry it when no tariff is programmed).
+NOT_SET_TIME = 0xFFFFFFFF
 
 # The old logger turned these into ints (Demand unsigned) and kept SuppressLeadingZero as text.
 LEGACY_INT_FIELDS = (
@@ -168,6 +172,8 @@ def parse_price(status: int, body: bytes, cloud_id: str, protocol: str) -> Price
     currency = _optional_hex(fields, "Currency", body)
     tier = _optional_hex(fields, "Tier", body)
     zigbee_time = _optional_hex(fields, "TimeStamp", body)
+    if zigbee_time == NOT_SET_TIME:
+        zigbee_time = None  # "not set": no time, and no error (docs/eagle-protocol.md)
     price = None
     if raw_price is not None and currency is not None:
         price = raw_price / 10 ** (trailing or 0)
@@ -189,13 +195,26 @@ def parse_price(status: int, body: bytes, cloud_id: str, protocol: str) -> Price
 
 
 def parse_summation(status: int, body: bytes, cloud_id: str, protocol: str) -> Summation:
-    """A Summation from a `get_current_summation` answer: kWh = value x Multiplier / Divisor."""
-    fields = answer_fields(status, body, SUMMATION)
+    """A Summation from a `get_current_summation` answer: kWh = value x Multiplier / Divisor.
+
+    The root is `<CurrentSummation>`, or `<CurrentSummationDelivered>` on older firmware (the same answer).
+    """
+    try:
+        fields = answer_fields(status, body, SUMMATION)
+    except BadResponse as exc:
+        if not exc.message.startswith(("expected <", "expected a JSON object")):
+            raise
+        try:
+            fields = answer_fields(status, body, SUMMATION_OLD_ROOT)
+        except BadResponse:
+            raise exc from None
     delivered = _hex(fields, "SummationDelivered", body)
     received = _optional_hex(fields, "SummationReceived", body)
     multiplier = _hex(fields, "Multiplier", body)
     divisor = _hex(fields, "Divisor", body)
     zigbee_time = _optional_hex(fields, "TimeStamp", body)
+    if zigbee_time == NOT_SET_TIME:
+        zigbee_time = None
     unix_time = zigbee_to_unix(zigbee_time) if zigbee_time is not None else None
     return Summation(
         cloud_id=cloud_id,
@@ -205,6 +224,31 @@ def parse_summation(status: int, body: bytes, cloud_id: str, protocol: str) -> S
         meter_time=unix_to_datetime(unix_time) if unix_time is not None else None,
         meter_timestamp=unix_time,
         raw=fields,
+    )
+
+
+def _usable(parse: Any, *args: Any) -> tuple[Any, BadResponse | None]:
+    """(result, None), or (None, the BadResponse) for an unusable answer; other failures propagate."""
+    try:
+        return parse(*args), None
+    except BadResponse as exc:
+        return None, exc
+
+
+def both_or_raise(
+    price: Price | None,
+    price_error: BadResponse | None,
+    summation: Summation | None,
+    summation_error: BadResponse | None,
+) -> PriceAndSummation:
+    """The poll's result when at least one half was usable; otherwise the price's error (the first asked)."""
+    if price is None and summation is None:
+        raise price_error or summation_error or BadResponse("no usable price or summation")
+    return PriceAndSummation(
+        price,
+        summation,
+        price_error=price_error.message if price_error is not None else "",
+        summation_error=summation_error.message if summation_error is not None else "",
     )
 
 
@@ -264,3 +308,12 @@ class LegacyDialect:
     def summation(self) -> Exchange:
         status, body = yield self._summation
         return parse_summation(status, body, self.cloud_id, self.protocol)
+
+    def price_and_summation(self) -> Exchange:
+        """Two requests: `get_price`, then `get_current_summation`. An unusable answer (BadResponse) to one of
+        them leaves that half None with its reason; both unusable, or any other failure, fails the poll."""
+        status, body = yield self._price
+        price, price_error = _usable(parse_price, status, body, self.cloud_id, self.protocol)
+        status, body = yield self._summation
+        summation, summation_error = _usable(parse_summation, status, body, self.cloud_id, self.protocol)
+        return both_or_raise(price, price_error, summation, summation_error)

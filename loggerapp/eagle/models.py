@@ -85,3 +85,19 @@ class Summation:
     meter_timestamp: int | None
     raw: dict[str, str]
     latency_s: float = 0.0
+
+
+@dataclass(slots=True)
+class PriceAndSummation:
+    """One price-and-energy poll: what the pinger writes to the price hour file. The legacy protocols need two
+    requests (`get_price`, `get_current_summation`), the EAGLE-200 one `device_query` for all variables.
+
+    One half may be missing when its answer was unusable and the other was not (a garbled price must not lose
+    the energy counters): it is then None and its `*_error` says why. Both unusable is a failed poll.
+    """
+
+    price: Price | None
+    summation: Summation | None
+    latency_s: float = 0.0
+    price_error: str = ""
+    summation_error: str = ""

@@ -33,7 +33,9 @@ GZIP_SUFFIX = ".gz"  # an archive key's ending when ARCHIVE_GZIP is on
 # summation records) live beside it: the same hour folders, the same archive layout, another prefix. Readers that
 # take every kind of an hour (hourfiles.span, the export) find them all here, so a new kind is one entry.
 DEMAND = "demand"
-FILE_KINDS: dict[str, str] = {DEMAND: FILE_PREFIX}
+PRICE = "price"  # price and cumulative energy (summation), polled at PINGER_PRICE_INTERVAL; docs/hourfiles.md
+PRICE_FILE_PREFIX = "iseif-rainforest-price-"
+FILE_KINDS: dict[str, str] = {DEMAND: FILE_PREFIX, PRICE: PRICE_FILE_PREFIX}
 
 
 # --- Hours ---------------------------------------------------------------------------------------------------
@@ -105,6 +107,16 @@ def kind_file_name(kind: str, cloud_id: str, hour: datetime) -> str:
     """The file name of one kind of hour file (``FILE_KINDS``); the demand kind's is ``hour_file_name``."""
     validate_cloud_id(cloud_id)
     return f"{FILE_KINDS[kind]}{cloud_id}-{hour_label(hour)}{FILE_SUFFIX}"
+
+
+def kind_file_path(log_root: Path, kind: str, cloud_id: str, hour: datetime) -> Path:
+    return hour_dir(log_root, hour) / kind_file_name(kind, cloud_id, hour)
+
+
+def kind_archive_key(kind: str, cloud_id: str, hour: datetime, prefix: str = "rainforest-logs") -> str:
+    """The archive key of one kind of hour file: the demand file's folder, the kind's file name."""
+    hour = hour_start(hour)
+    return f"{archive_folder(cloud_id, hour, prefix)}/{kind_file_name(kind, cloud_id, hour)}"
 
 
 @dataclass(frozen=True)
@@ -190,4 +202,22 @@ def hour_files_on_disk(log_root: Path, before: datetime) -> list[tuple[str, date
             match = HOUR_FILE_RE.fullmatch(name)
             if match is not None and match["hour"] == label:  # compared as text: no date parsing per file
                 found.append((match["cloud_id"], folder.hour))
+    return found
+
+
+def stored_files_on_disk(log_root: Path, before: datetime) -> list[tuple[str, str, datetime]]:
+    """(kind, cloud_id, hour) of the hour files of every kind (``FILE_KINDS``) in the folders of hours that
+    started before ``before``; as ``hour_files_on_disk`` otherwise (the upload backlog counts every kind)."""
+    found: list[tuple[str, str, datetime]] = []
+    for folder in hour_folders(log_root):
+        if folder.hour >= before:
+            break
+        try:
+            names = os.listdir(folder.path)
+        except OSError:
+            continue
+        for name in names:
+            parsed = parse_stored_name(name)
+            if parsed is not None and not parsed.gzipped and parsed.hour == folder.hour:
+                found.append((parsed.kind, parsed.cloud_id, folder.hour))
     return found

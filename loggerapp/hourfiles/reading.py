@@ -24,6 +24,7 @@ from pathlib import Path
 
 from loggerapp.hourfiles.archived import ArchiveReadError
 from loggerapp.hourfiles.layout import (
+    DEMAND,
     HOUR_SECONDS,
     hour_file_path,
     hour_folders,
@@ -85,9 +86,9 @@ def household_polls(log_root: Path, cloud_id: str, start: datetime, end: datetim
     try:
         return [
             poll
-            for hour in household_hours([cloud_id], start, end, log_root=log_root)
-            for _kind, record in hour.records
-            if (poll := poll_from_record(record)) is not None
+            for hour in household_hours([cloud_id], start, end, log_root=log_root, kinds=(DEMAND,))
+            for kind, record in hour.records
+            if kind == DEMAND and (poll := poll_from_record(record)) is not None  # a chart of demand polls only
         ]
     except ArchiveReadError as exc:
         logger.warning("%s; showing only the local hour files of %s", exc, cloud_id)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -90,19 +90,23 @@ def plan_household(
     log_root: Path,
     reader: ArchiveReader,
     hours_on_disk: set[datetime] | None = None,
+    kinds: Collection[str] | None = None,
 ) -> list[HourSources]:
-    """The hours of [start, end) that have any source, oldest first (point 1 of the module docstring)."""
+    """The hours of [start, end) that have any source, oldest first (point 1 of the module docstring); only the
+    given ``kinds`` of hour file when named (a reader that wants one kind fetches no other)."""
     if hours_on_disk is None:
         hours_on_disk = local_hours(log_root)
+    wanted = tuple(FILE_KINDS) if kinds is None else tuple(kind for kind in FILE_KINDS if kind in kinds)
     archived: dict[datetime, list[ArchivedObject]] = {}
     for found in reader.objects(cloud_id, start, end):
-        archived.setdefault(found.name.hour, []).append(found)
+        if found.name.kind in wanted:
+            archived.setdefault(found.name.hour, []).append(found)
     plans = []
     for hour in hours_between(start, end):
         local: list[tuple[str, Path]] = []
         if hour in hours_on_disk:
             folder = hour_dir(log_root, hour)
-            for kind in FILE_KINDS:
+            for kind in wanted:
                 path = folder / kind_file_name(kind, cloud_id, hour)
                 if path.is_file():
                     local.append((kind, path))
@@ -244,10 +248,12 @@ def household_hours(
     reader: ArchiveReader | None = None,
     concurrency: int | None = None,
     on_household: Callable[[str], None] | None = None,
+    kinds: Collection[str] | None = None,
 ) -> Generator[HourLines]:
     """Each household's hours of [start, end) that hold anything, household after household, each in time order.
 
-    ``on_household(cloud_id)`` is called as each household's archive is listed (a progress display).
+    ``on_household(cloud_id)`` is called as each household's archive is listed (a progress display); ``kinds``
+    limits the read to those kinds of hour file (default: every kind).
     """
     reader = reader if reader is not None else archive_reader()
     size = pool_size(concurrency)
@@ -258,7 +264,7 @@ def household_hours(
             if on_household is not None:
                 on_household(cloud_id)
             yield from plan_household(
-                cloud_id, start, end, log_root=log_root, reader=reader, hours_on_disk=hours_on_disk
+                cloud_id, start, end, log_root=log_root, reader=reader, hours_on_disk=hours_on_disk, kinds=kinds
             )
 
     def fetch(sources: HourSources) -> HourLines:

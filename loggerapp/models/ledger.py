@@ -19,6 +19,8 @@ class HourFile(models.Model):
     )
     # Kept as well as the foreign key: the file outlives a deleted household record.
     cloud_id = models.CharField(max_length=6)
+    # Which kind of hour file (hourfiles.layout.FILE_KINDS): the demand file, or the price file beside it.
+    kind = models.CharField(max_length=16, default="demand")
     hour = models.DateTimeField(help_text="Start of the UTC hour the file covers.")
     # lines, ok_lines, bytes and sha256 describe what the archive holds for this hour (after any merge).
     lines = models.IntegerField(default=0)
@@ -42,7 +44,7 @@ class HourFile(models.Model):
     class Meta:
         ordering = ["-hour", "cloud_id"]
         constraints = [
-            models.UniqueConstraint(fields=["cloud_id", "hour"], name="hourfile_unique_cloud_id_hour"),
+            models.UniqueConstraint(fields=["cloud_id", "hour", "kind"], name="hourfile_unique_cloud_id_hour_kind"),
         ]
         indexes = [
             # The rotation's retry pass and the admin filter: HourFile.objects.filter(state=...)
@@ -52,7 +54,8 @@ class HourFile(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.cloud_id} {self.hour:%Y-%m-%d-%H}"
+        kind = "" if self.kind == "demand" else f" {self.kind}"
+        return f"{self.cloud_id} {self.hour:%Y-%m-%d-%H}{kind}"
 
     @property
     def coverage(self) -> float:

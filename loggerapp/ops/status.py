@@ -31,7 +31,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
-from loggerapp.hourfiles.layout import HOUR, hour_file_path, hour_start
+from loggerapp.hourfiles.layout import DEMAND, HOUR, hour_file_path, hour_start
 from loggerapp.hourfiles.lines import expected_lines
 from loggerapp.hourfiles.reading import count_file_lines
 from loggerapp.models import AlertState, HourFile, Household, Status
@@ -150,7 +150,7 @@ def coverage_cells(
     wanted = [current - h * HOUR for h in range(hours - 1, -1, -1)]
     ledger: dict[tuple[str, datetime], HourFile] = {}
     if cloud_ids:
-        for row in HourFile.objects.filter(cloud_id__in=list(cloud_ids), hour__gte=wanted[0]).only(
+        for row in HourFile.objects.filter(cloud_id__in=list(cloud_ids), hour__gte=wanted[0], kind=DEMAND).only(
             "cloud_id", "hour", "lines", "ok_lines", "state"
         ):
             ledger[(row.cloud_id, row.hour)] = row

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iseif.private import make_private_dir, open_private
-from loggerapp.hourfiles.layout import hour_file_path, hour_index, hour_label, hour_of_index
+from loggerapp.hourfiles.layout import DEMAND, hour_index, hour_label, hour_of_index, kind_file_path
 
 logger = logging.getLogger("loggerapp.pinger.files")
 
@@ -77,8 +77,9 @@ class WriteCounters:
 class HourFileWriter:
     """Appends lines to ``<log_root>/<hour>/iseif-rainforest-<cloud_id>-<hour>.jl``; not thread-safe (one owner)."""
 
-    def __init__(self, log_root: Path | str, max_open: int = 1024) -> None:
+    def __init__(self, log_root: Path | str, max_open: int = 1024, kind: str = DEMAND) -> None:
         self.log_root = Path(log_root)
+        self.kind = kind  # which kind of hour file (layout.FILE_KINDS): the demand file, or the price file
         self.max_open = max(1, max_open)
         self._handles: OrderedDict[tuple[str, int], int] = OrderedDict()
         self._dirs: set[int] = set()
@@ -96,7 +97,7 @@ class HourFileWriter:
         return len(self._handles)
 
     def path_for(self, cloud_id: str, poll_time: float) -> Path:
-        return hour_file_path(self.log_root, cloud_id, hour_of_index(hour_index(poll_time)))
+        return kind_file_path(self.log_root, self.kind, cloud_id, hour_of_index(hour_index(poll_time)))
 
     def write(self, cloud_id: str, poll_time: float, line: bytes) -> bool:
         """Append one whole line to the household's file of the poll's hour. False if the disk refused it."""
@@ -147,7 +148,7 @@ class HourFileWriter:
             self._close(oldest)
             self.counters.evictions += 1
         cloud_id, index = key
-        path = hour_file_path(self.log_root, cloud_id, hour_of_index(index))
+        path = kind_file_path(self.log_root, self.kind, cloud_id, hour_of_index(index))
         # Folders 0700 and files 0600 whatever the umask (iseif/private.py): the lines say when people are home.
         if index not in self._dirs:
             make_private_dir(path.parent)

@@ -50,6 +50,12 @@ class PingerMetrics:
             "iseif_pinger_polled_households", "Households this pinger process polls.", registry=self.registry
         )
         self.in_flight = Gauge("iseif_pinger_polls_in_flight", "Polls currently in flight.", registry=self.registry)
+        self.price_polls = Counter(
+            "iseif_pinger_price_polls",
+            "Price-and-energy polls (issue 14), by outcome: ok, an error kind, skipped.",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._outcomes: dict[str, Counter] = {}
 
     def poll_finished(self, outcome: str, latency_s: float, lag_s: float) -> None:

@@ -18,8 +18,8 @@
 Each finished poll becomes one line for the writer thread, one update of the statistics, one count
 (``outcomes.PollCounts``: run, window and Prometheus together) and one decision about the household
 (``decisions``: its status, failures and next tick); a change of status is logged with the cloud id and the
-cause, never a password. The loop is built to grow: another kind of tick (e.g. a price poll at its own cadence)
-is another kind of item in the same ``schedule.TickQueue`` with its own ``on_tick``.
+cause, never a password. The loop is built to grow: another kind of tick is another kind of item in the same
+``schedule.TickQueue`` with its own ``on_tick``; the price-and-energy polls (``meter_polls``, issue 14) are one.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from loggerapp.pinger.budget import PollBudget
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
+from loggerapp.pinger.meter_polls import PricePolls, PriceTick, budget_for
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
 from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
@@ -80,6 +81,7 @@ class PingerConfig:
     heartbeat_name: str = ""
     stop_wait: float = 10.0  # longest wait for the last statistics flush at stop (a hung database)
     blocked_intervals: int = 5  # a flush or load blocked this many intervals is logged
+    price_interval: float = 60.0  # seconds between price-and-energy polls of a household; 0: none
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -88,6 +90,8 @@ class PingerConfig:
             raise ValueError("refresh must be a positive number of seconds")
         if self.max_in_flight < 1:
             raise ValueError("max-in-flight must be at least 1")
+        if self.price_interval < 0 or not math.isfinite(self.price_interval):
+            raise ValueError("the price interval must be 0 (no price polls) or a positive number of seconds")
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be a positive number of seconds")
         if not self.heartbeat_name:
@@ -121,7 +125,8 @@ class Pinger:
         self.metrics = metrics or PingerMetrics()
         self.counts = PollCounts(self.metrics)
         self.households: dict[str, HouseholdState] = {}
-        self.ticks: schedule.TickQueue[tuple[HouseholdState, int]] = schedule.TickQueue()
+        self.ticks: schedule.TickQueue[tuple[HouseholdState, int] | PriceTick] = schedule.TickQueue()
+        self.prices: PricePolls | None = None
         self.stats = StatsAccumulator()
         self.loader = HouseholdLoader(config.shard, warn_after=max(1.0, config.blocked_intervals * config.interval))
         self._flusher: StatsFlusher | None = None
@@ -159,6 +164,8 @@ class Pinger:
         try:
             async with self._open_client() as client:
                 self._client = client
+                if self.prices is not None:
+                    self.prices.client = client
                 await self._loop()
                 await self._drain()
         finally:
@@ -196,6 +203,17 @@ class Pinger:
         if config.once:
             flusher.released.set()  # --once writes no restart lines and recounts nothing
         writer.start()
+        if config.price_interval > 0 and not config.once:
+            self.prices = PricePolls(
+                config.log_root,
+                config.price_interval,
+                budget_for(config.max_in_flight),
+                config.poll_deadline,
+                max(1, min(64, pool_size // 8)),  # within usable_open_files' reserve
+                config.hour_grace,
+                self.metrics,
+            )
+            self.prices.writer.start()
         flusher.start()
         services = _Services(writer, flusher)
         if config.metrics_port is not None:
@@ -215,7 +233,10 @@ class Pinger:
     def _open_client(self) -> Any:
         from loggerapp.eagle import AsyncEagleClient
 
-        options: dict[str, Any] = {"max_connections": self.config.max_in_flight + self.config.max_slow_in_flight}
+        price_budget = self.prices.budget if self.prices is not None else 0  # price polls never take a demand's
+        options: dict[str, Any] = {
+            "max_connections": self.config.max_in_flight + self.config.max_slow_in_flight + price_budget
+        }
         if self.config.cloud_url:
             options["cloud_url"] = self.config.cloud_url
         return AsyncEagleClient(**options)
@@ -229,6 +250,8 @@ class Pinger:
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
         services.writer.stop()
+        if self.prices is not None:
+            self.prices.stop()
         services.flusher.stop(timeout=self.config.stop_wait)
         if services.flusher.is_alive():  # the database did not answer the last flush in time
             logger.error(
@@ -290,6 +313,8 @@ class Pinger:
             self._save_cache(loaded)
         for state in to_queue:
             self._queue_next_tick(state)
+        if self.prices is not None:
+            self.prices.sync(self.households, self.ticks, time.time())
         self.metrics.households.set(len(self.households))
         log_changes(changes, len(self.households), initial)
         return True
@@ -361,7 +386,12 @@ class Pinger:
 
     async def _scheduler(self) -> None:
         while not self._stopping:
-            for due, (state, tick) in self.ticks.pop_due(time.time()):
+            price_ticks = []  # launched after the demand ticks due with them
+            for due, item in self.ticks.pop_due(time.time()):
+                if isinstance(item, PriceTick):
+                    price_ticks.append(item)
+                    continue
+                state, tick = item
                 action = decisions.on_tick(state, tick)
                 if action is TickAction.STALE:
                     continue
@@ -371,6 +401,9 @@ class Pinger:
                     self._skipped(state, due)
                 else:
                     self._launch(state, due, tick)
+            for price_tick in price_ticks:
+                assert self.prices is not None
+                self.prices.on_tick(price_tick, self.households, self.ticks)
             next_due = self.ticks.next_due()
             delay = next_due - time.time() if next_due is not None else MAX_SCHEDULER_SLEEP
             await asyncio.sleep(min(max(delay, 0.0), MAX_SCHEDULER_SLEEP))
@@ -520,12 +553,16 @@ class Pinger:
                 self.in_flight,
                 write_errors,
             )
+            if self.prices is not None:
+                logger.info("last %g s: %s", self.config.summary_every, self.prices.take_window())
 
     # --- 3. drain ---------------------------------------------------------------------------------------
 
     async def _drain(self) -> None:
         """Let polls in flight finish (they end by the client's timeouts), cancel what outlives the deadline."""
         self._stopping = True
+        prices = self.prices.drain(self.config.poll_deadline + 1.0) if self.prices is not None else None
+        price_drain = asyncio.create_task(prices) if prices is not None else None  # side by side with the demand's
         pending = {task for task in self._tasks if not task.done()}
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=self.config.poll_deadline + 1.0)
@@ -534,6 +571,8 @@ class Pinger:
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
             logger.warning("%d polls did not finish in time and were abandoned", len(pending))
+        if price_drain is not None:
+            await price_drain
 
     # --- 4. summary -------------------------------------------------------------------------------------
 

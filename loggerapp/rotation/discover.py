@@ -1,8 +1,9 @@
 """Find the hour files that are ready for the archive: every file of every hour that has ended.
 
-The pinger writes `<LOG_ROOT>/<Y-m-d-H>/iseif-rainforest-<cloud_id>-<Y-m-d-H>.jl`. An hour is finished once
-its end plus a grace period has passed, so the pinger has written its last poll and closed the file. The
-current hour is never finished by that rule, whatever the clock says about the grace period.
+The pinger writes `<LOG_ROOT>/<Y-m-d-H>/iseif-rainforest-<cloud_id>-<Y-m-d-H>.jl`, and beside it the other kinds
+of hour file (``layout.FILE_KINDS``: the price file, `iseif-rainforest-price-...`); every kind is found. An hour
+is finished once its end plus a grace period has passed, so the pinger has written its last poll and closed the
+file. The current hour is never finished by that rule, whatever the clock says about the grace period.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from loggerapp.hourfiles.layout import HOUR, hour_dir, hour_folders, hour_start, parse_hour_file_name
+from loggerapp.hourfiles.layout import DEMAND, HOUR, hour_dir, hour_folders, hour_start, parse_stored_name
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ class LocalHourFile:
     hour: datetime
     path: Path
     size: int
+    kind: str = DEMAND  # layout.FILE_KINDS
 
 
 def is_finished(hour: datetime, now: datetime, grace_seconds: float) -> bool:
@@ -61,12 +63,12 @@ def files_of_hour(log_root: Path, hour: datetime, now: datetime, grace_seconds: 
     for entry in entries:
         if not entry.is_file(follow_symlinks=False):
             continue
-        parsed = parse_hour_file_name(entry.name)
-        if parsed is None:
+        parsed = parse_stored_name(entry.name)
+        if parsed is None or parsed.gzipped:
             if not entry.name.startswith("."):
                 log.warning("ignoring %s: not an hour file name", entry.path)
             continue
-        cloud_id, file_hour = parsed
+        cloud_id, file_hour = parsed.cloud_id, parsed.hour
         if file_hour != hour:
             log.warning("ignoring %s: its name names another hour than its directory", entry.path)
             continue
@@ -74,8 +76,8 @@ def files_of_hour(log_root: Path, hour: datetime, now: datetime, grace_seconds: 
         if stat.st_mtime > recent:
             log.warning("skipping %s for now: modified within the last %ss", entry.path, grace_seconds)
             continue
-        found.append(LocalHourFile(cloud_id=cloud_id, hour=hour, path=Path(entry.path), size=stat.st_size))
-    return sorted(found, key=lambda f: f.cloud_id)
+        found.append(LocalHourFile(cloud_id, hour, Path(entry.path), stat.st_size, parsed.kind))
+    return sorted(found, key=lambda f: (f.cloud_id, f.kind))
 
 
 def finished_hour_files(

@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections
 from django.utils import timezone
 
-from loggerapp.hourfiles.layout import archive_key, hour_label, parse_hour_label
+from loggerapp.hourfiles.layout import hour_label, kind_archive_key, parse_hour_label
 from loggerapp.hourfiles.lines import count_lines
 from loggerapp.models import HourFile
 from loggerapp.rotation import ledger
@@ -159,7 +159,7 @@ class _Run:
 
 
 def _key_for(local: LocalHourFile, prefix: str, use_gzip: bool) -> str:
-    return archive_key(local.cloud_id, local.hour, prefix=prefix) + (".gz" if use_gzip else "")
+    return kind_archive_key(local.kind, local.cloud_id, local.hour, prefix=prefix) + (".gz" if use_gzip else "")
 
 
 @dataclass
@@ -405,13 +405,16 @@ def _plan(files: list[LocalHourFile], prefix: str, use_gzip: bool) -> list[dict[
     for local in files:
         states.setdefault(local.hour, {})
     for hour in states:
-        states[hour] = dict(HourFile.objects.filter(hour=hour).values_list("cloud_id", "state"))
+        states[hour] = {
+            (cloud_id, kind): state
+            for cloud_id, kind, state in HourFile.objects.filter(hour=hour).values_list("cloud_id", "kind", "state")
+        }
     return [
         {
             "path": str(local.path),
             "key": _key_for(local, prefix, use_gzip),
             "bytes": local.size,
-            "ledger": states[local.hour].get(local.cloud_id, "new"),
+            "ledger": states[local.hour].get((local.cloud_id, local.kind), "new"),
         }
         for local in files
     ]
@@ -465,7 +468,7 @@ def run_rotation(
     summary.taken_over = _judge_holders(rows, run, lease)
     work: queue.SimpleQueue = queue.SimpleQueue()
     for local in files:
-        work.put((local, rows[(local.cloud_id, local.hour)]))
+        work.put((local, rows[(local.cloud_id, local.hour, local.kind)]))
     reports: list[FileReport] = []
     lock = threading.Lock()
     renewer = _LeaseRenewer(run.owner, lease.total_seconds())

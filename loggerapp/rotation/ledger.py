@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from loggerapp.hourfiles.layout import HOUR, hour_start
+from loggerapp.hourfiles.layout import DEMAND, HOUR, hour_start
 from loggerapp.hourfiles.lines import coverage, lines_per_hour
 from loggerapp.models import HourFile, Household
 from loggerapp.rotation.archive import MERGED, StoreResult
@@ -41,21 +41,23 @@ class LedgerRow:
     claimed_by: str
     claimed_at: datetime | None
     key: str
+    kind: str = DEMAND
 
 
-_SNAPSHOT = ["pk", "cloud_id", "hour", "state", "attempts", "claimed_by", "claimed_at", "key"]
+_SNAPSHOT = ["pk", "cloud_id", "hour", "state", "attempts", "claimed_by", "claimed_at", "key", "kind"]
+RowKey = tuple[str, datetime, str]  # cloud_id, hour, kind
 Row = LedgerRow | HourFile
 
 
-def ensure_rows(files: Iterable[LocalHourFile], key_for) -> dict[tuple[str, datetime], LedgerRow]:
-    """A ledger row for every file found (created as pending when new), keyed by (cloud_id, hour).
+def ensure_rows(files: Iterable[LocalHourFile], key_for) -> dict[RowKey, LedgerRow]:
+    """A ledger row for every file found (created as pending when new), keyed by (cloud_id, hour, kind).
 
     Queries are per hour, not per file: an hour holds thousands of files.
     """
     by_hour: dict[datetime, list[LocalHourFile]] = defaultdict(list)
     for local in files:
         by_hour[local.hour].append(local)
-    rows: dict[tuple[str, datetime], LedgerRow] = {}
+    rows: dict[RowKey, LedgerRow] = {}
     for hour, locals_ in by_hour.items():
         cloud_ids = [local.cloud_id for local in locals_]
         households = dict(Household.objects.filter(cloud_id__in=cloud_ids).values_list("cloud_id", "pk"))
@@ -64,6 +66,7 @@ def ensure_rows(files: Iterable[LocalHourFile], key_for) -> dict[tuple[str, date
                 HourFile(
                     cloud_id=local.cloud_id,
                     hour=hour,
+                    kind=local.kind,
                     household_id=households.get(local.cloud_id),
                     key=key_for(local),
                     state=State.PENDING,
@@ -79,7 +82,7 @@ def ensure_rows(files: Iterable[LocalHourFile], key_for) -> dict[tuple[str, date
         )
         for values in HourFile.objects.filter(hour=hour, cloud_id__in=cloud_ids).values_list(*_SNAPSHOT):
             row = LedgerRow(*values)
-            rows[(row.cloud_id, row.hour)] = row
+            rows[(row.cloud_id, row.hour, row.kind)] = row
     return rows
 
 
@@ -267,7 +270,7 @@ def household_hours(cloud_id: str, days: int = 7, now: datetime | None = None) -
     start = end - timedelta(days=days)
     rows = {
         row.hour: row
-        for row in HourFile.objects.filter(cloud_id=cloud_id, hour__gte=start, hour__lt=end).only(
+        for row in HourFile.objects.filter(cloud_id=cloud_id, hour__gte=start, hour__lt=end, kind=DEMAND).only(
             "hour", "state", "lines", "ok_lines"
         )
     }

@@ -122,18 +122,29 @@ def instantaneous_demand(household: SimHousehold, profile: Profile, reading: Met
     ]
 
 
+def is_peak(profile: Profile, reading: MeterReading) -> bool:
+    """Peak hours of the simulated time-of-use tariff: 14-19 h local time."""
+    return 14.0 <= local_hour(profile, reading.unix_time) < 19.0
+
+
+def price_per_kwh(profile: Profile, reading: MeterReading) -> float:
+    """The tariff now, in USD/kWh to four decimals; peak costs half as much again (the same on every protocol)."""
+    return round(profile.price_per_kwh * (1.5 if is_peak(profile, reading) else 1.0), 4)
+
+
 def price_cluster(household: SimHousehold, profile: Profile, reading: MeterReading) -> list[tuple[str, str]]:
     """Time-of-use price in USD/kWh with four trailing digits; peak (14-19 h local) costs half as much again."""
-    peak = 14.0 <= local_hour(profile, reading.unix_time) < 19.0
+    peak = is_peak(profile, reading)
     items = [
         ("DeviceMacId", device_mac(household)),
         ("MeterMacId", meter_mac(profile)),
-        ("TimeStamp", f"0x{reading.zigbee_time:08x}"),
+        # No tariff programmed: the firmware sends the ZigBee "not set" time, not the meter's.
+        ("TimeStamp", "0xffffffff" if household.invalid_price else f"0x{reading.zigbee_time:08x}"),
     ]
     if household.invalid_price:
         items += [("Price", "invalid"), ("TrailingDigits", "invalid"), ("Tier", "invalid")]
     else:
-        price = round(profile.price_per_kwh * (1.5 if peak else 1.0) * 10_000)
+        price = round(price_per_kwh(profile, reading) * 10_000)
         items += [
             ("StartTime", "0xffffffff"),
             ("Duration", "0xffff"),
@@ -258,7 +269,12 @@ _DESCRIPTIONS = {
     "zigbee:Multiplier": ("Multiplier", ""),
     "zigbee:Divisor": ("Divisor", ""),
     "zigbee:Price": ("Price", "USD"),
+    "zigbee:PriceTrailingDigits": ("Price Trailing Digits", ""),
+    "zigbee:PriceCurrency": ("Price Currency", ""),
+    "zigbee:PriceTier": ("Price Tier", ""),
+    "zigbee:PriceRateLabel": ("Price Rate Label", ""),
 }
+_TEXT_VARIABLES = ("zigbee:PriceCurrency", "zigbee:PriceRateLabel")
 ALL_VARIABLES = tuple(_DESCRIPTIONS)
 
 
@@ -293,7 +309,15 @@ def device_query(
         "zigbee:CurrentSummationReceived": received,
         "zigbee:Multiplier": float(household.multiplier),
         "zigbee:Divisor": float(household.divisor),
-        "zigbee:Price": profile.price_per_kwh,
+        "zigbee:Price": None if household.invalid_price else price_per_kwh(profile, reading),
+        "zigbee:PriceTrailingDigits": 255.0 if household.invalid_price else 4.0,
+        "zigbee:PriceTier": 0.0 if household.invalid_price else (2.0 if is_peak(profile, reading) else 1.0),
+    }
+    texts = {
+        "zigbee:PriceCurrency": "USD",
+        "zigbee:PriceRateLabel": "invalid"
+        if household.invalid_price
+        else ("Peak" if is_peak(profile, reading) else "Off Peak"),
     }
     details = (
         "  <DeviceDetails>\n"
@@ -312,11 +336,21 @@ def device_query(
     if household.missing == "components":
         return f"<Device>\n{details}</Device>\n"
     variables = []
-    for name in names or ALL_VARIABLES:
+    asked = names or ALL_VARIABLES
+    if household.omit_delivered and names:  # that firmware's bug: only when variables are named
+        asked = [name for name in asked if name != "zigbee:CurrentSummationDelivered"]
+    for name in asked:
         description, units = _DESCRIPTIONS.get(name, ("", ""))
         if household.bare_ampersand and name == "zigbee:InstantaneousDemand":
             description = "Instantaneous Demand & Power"  # deliberately not escaped: that firmware's bug
-        value, units = _value(household, numbers.get(name) if joined else None, units)
+        if name in _TEXT_VARIABLES:
+            value = texts[name] if joined else ""
+        elif name == "zigbee:Price" and household.invalid_price and joined:
+            value, units = "invalid", ""
+        elif name in ("zigbee:PriceTrailingDigits", "zigbee:PriceTier"):
+            value = f"{numbers[name]:.0f}" if joined else ""
+        else:
+            value, units = _value(household, numbers.get(name) if joined else None, units)
         units_element = f"<Units>{units}</Units>" if units else ""
         variables.append(
             f"        <Variable><Name>{name}</Name><Value>{value}</Value>{units_element}"

@@ -38,7 +38,8 @@ class SimHousehold:
     wide_demand: bool = False  # Demand as 8 hex digits (int32) instead of 6 (int24)
     multiplier: int = 1
     divisor: int = 1000
-    invalid_price: bool = False  # get_price answers Price "invalid" and no Currency
+    invalid_price: bool = False  # no tariff: Price "invalid", no Currency, TimeStamp 0xffffffff
+    old_summation_root: bool = False  # get_current_summation answers under <CurrentSummationDelivered>
     braceless_json: bool = False  # eagle100 firmware: JSON history and schedule lists without their outer braces
     no_reading: bool = False  # Demand is the ZigBee invalid value (0x800000, or 0xff800000 when wide): no value
     # EAGLE-200
@@ -47,6 +48,7 @@ class SimHousehold:
     stale_meter: bool = False  # a not-Connected meter is listed before the live one
     missing: str = ""  # "device" or "components": answers that lack that part (EAGLE 3)
     bare_ampersand: bool = False  # an unescaped & in <Description>
+    omit_delivered: bool = False  # asked by name, device_query leaves zigbee:CurrentSummationDelivered out
     # Any protocol
     set_cookie: bool = False  # every answer sets a session cookie (a client must never send it for another)
     origin: str = field(default="code", compare=False)  # code, generated, db, http

@@ -487,7 +487,8 @@ class Simulator:
             entries = self._history(household, profile, body, now, delivered, received)
             return answers.legacy_list("HistoryData", "CurrentSummation", entries, want_json, braceless)
         items = answers.current_summation(household, profile, reading, delivered, received)
-        return answers.legacy_document("CurrentSummation", items, want_json)
+        root = "CurrentSummationDelivered" if household.old_summation_root else "CurrentSummation"
+        return answers.legacy_document(root, items, want_json)
 
     def _history(
         self, household: SimHousehold, profile: Profile, body: bytes, now: float, delivered: float, received: float

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from loggerapp.demo import demo_households
+from loggerapp.hourfiles.layout import FILE_KINDS
 
 
 class Command(BaseCommand):
@@ -30,7 +31,10 @@ class Command(BaseCommand):
         ids = [household.cloud_id for household in households]
         shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
         left_files = sum(
-            1 for cloud_id in ids for _ in Path(settings.LOG_ROOT).glob(f"*/iseif-rainforest-{cloud_id}-*.jl*")
+            1
+            for cloud_id in ids
+            for prefix in FILE_KINDS.values()  # the demand and the price files
+            for _ in Path(settings.LOG_ROOT).glob(f"*/{prefix}{cloud_id}-*.jl*")
         )
         if dry_run:
             self.stdout.write(f"Would delete {len(ids)} demo household(s): {shown}.")

@@ -59,6 +59,7 @@ class Command(BaseCommand):
                 poll_deadline=settings.EAGLE_CONNECT_TIMEOUT + settings.EAGLE_READ_TIMEOUT + 1.0,
                 stop_wait=settings.PINGER_STOP_WAIT,
                 blocked_intervals=settings.PINGER_BLOCKED_INTERVALS,
+                price_interval=settings.PINGER_PRICE_INTERVAL,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
