@@ -118,3 +118,36 @@ def test_check_deploy_reports_nothing_with_postgres_and_s3(production_env):
     }
     result = _python("", env, "manage.py", "check", "--deploy", "--fail-level", "DEBUG")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+DB_OPTIONS_PROBE = (
+    "import json, django; from django.conf import settings as s; django.setup(); "
+    "print(json.dumps(s.DATABASES['default'].get('OPTIONS', {})))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, {"connect_timeout": 10, "options": "-c statement_timeout=300000"}),
+        (
+            {"DB_CONNECT_TIMEOUT": "3", "DB_STATEMENT_TIMEOUT": "2.5"},
+            {"connect_timeout": 3, "options": "-c statement_timeout=2500"},
+        ),
+        ({"DB_STATEMENT_TIMEOUT": "0"}, {"connect_timeout": 10}),
+    ],
+)
+def test_postgresql_connections_are_bounded_by_connect_and_statement_timeouts(production_env, env, expected):
+    """A database that accepts connections and never answers must not hang a process (issue 16)."""
+    database = {"DATABASE_URL": "postgres://iseif@127.0.0.1:5432/iseif"}
+    result = _python(DB_OPTIONS_PROBE, {**production_env, **database, **env})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == expected
+
+
+def test_a_malformed_database_timeout_is_one_line(production_env):
+    result = _python(
+        DB_OPTIONS_PROBE, {**production_env, "DATABASE_URL": "postgres://x@h/db", "DB_CONNECT_TIMEOUT": "soon"}
+    )
+    assert result.returncode != 0
+    assert "DB_CONNECT_TIMEOUT must be an integer" in result.stderr
