@@ -271,6 +271,14 @@ PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
 PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
 PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
 PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
+# Fleet mode (runpinger without --shard, loggerapp/fleet): each pinger writes its member row every
+# FLEET_HEARTBEAT_SECONDS; a member silent for FLEET_MEMBER_TIMEOUT seconds (database clock) has its households
+# taken over; a joining member takes its share FLEET_JOIN_DELAY seconds after it joined (default two heartbeats).
+FLEET_HEARTBEAT_SECONDS = env_float("FLEET_HEARTBEAT_SECONDS", 3.0)
+FLEET_MEMBER_TIMEOUT = env_float("FLEET_MEMBER_TIMEOUT", 9.0)
+FLEET_JOIN_DELAY = env_float("FLEET_JOIN_DELAY", 2 * FLEET_HEARTBEAT_SECONDS)
+# A member cut off from the database goes on polling its share (duplicates rather than gaps) unless this is on.
+FLEET_STOP_WHEN_CUT_OFF = env_bool("FLEET_STOP_WHEN_CUT_OFF", False)
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never

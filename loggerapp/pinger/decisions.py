@@ -38,6 +38,7 @@ class HouseholdState:
         "entry",
         "failures",
         "last_meter_timestamp",
+        "last_tick",
         "next_tick",
         "phase",
         "polling",
@@ -51,6 +52,7 @@ class HouseholdState:
         self.next_tick = next_tick
         self.polling = False
         self.removed = False
+        self.last_tick: int | None = None  # fleet hand-over: ticks after it belong to another member
         self.last_meter_timestamp: int | None = None
         self.status: str = entry.status
         self.failures: int = entry.consecutive_failures
@@ -73,7 +75,7 @@ class TickAction(Enum):
 
 def on_tick(state: HouseholdState, tick: int) -> TickAction:
     """What to do with tick number ``tick`` of a household when it comes due."""
-    if state.removed or state.next_tick != tick:
+    if state.removed or state.next_tick != tick or (state.last_tick is not None and tick > state.last_tick):
         return TickAction.STALE
     if state.polling:
         return TickAction.SKIP

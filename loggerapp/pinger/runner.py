@@ -36,6 +36,8 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from loggerapp.fleet.membership import FleetSettings, new_member_id
+from loggerapp.fleet.share import FleetShare
 from loggerapp.hourfiles.lines import failure_line, success_line
 from loggerapp.models import Status
 from loggerapp.pinger import decisions, schedule
@@ -45,6 +47,7 @@ from loggerapp.pinger.flusher import StatsFlusher
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
 from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
+from loggerapp.pinger.registry import diff as diff_entries
 from loggerapp.pinger.stats import StatsAccumulator
 
 logger = logging.getLogger("loggerapp.pinger")
@@ -76,6 +79,8 @@ class PingerConfig:
     poll_deadline: float = 7.0  # outer bound of one poll; the client's own timeouts normally end it first
     cloud_url: str | None = None
     heartbeat_name: str = ""
+    fleet: FleetSettings | None = None  # fleet mode (loggerapp/fleet): share the households with live members
+    member_id: str = ""
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -86,8 +91,10 @@ class PingerConfig:
             raise ValueError("max-in-flight must be at least 1")
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be a positive number of seconds")
+        if self.fleet is not None and not self.member_id:
+            self.member_id = new_member_id()
         if not self.heartbeat_name:
-            self.heartbeat_name = f"{socket.gethostname()}:{self.shard}"[:100]
+            self.heartbeat_name = self.member_id or f"{socket.gethostname()}:{self.shard}"[:100]
 
 
 @dataclass
@@ -127,6 +134,11 @@ class Pinger:
         self._writer: WriterThread | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._started_at = 0.0
+        self.share: FleetShare | None = None
+        if config.fleet is not None:
+            self.share = FleetShare(
+                config.fleet, config.member_id, config.interval, self.households, self._queue_next_tick
+            )
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling; polls in flight finish. Safe to call more than once."""
@@ -183,6 +195,8 @@ class Pinger:
         writer.start()
         flusher.start()
         services = _Services(writer, flusher)
+        if self.share is not None:
+            self.share.start()
         if config.metrics_port is not None:
             services.metrics_server = self.metrics.serve(config.metrics_port)
         logger.info(
@@ -213,6 +227,8 @@ class Pinger:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
+        if self.share is not None:
+            self.share.stop()
         services.writer.stop()
         services.flusher.stop()
         self.loader.close()
@@ -236,6 +252,8 @@ class Pinger:
             asyncio.create_task(self._refresher(), name="refresher"),
             asyncio.create_task(self._summaries(), name="summaries"),
         ]
+        if self.share is not None:
+            background.append(asyncio.create_task(self.share.watch(), name="fleet"))
         if self.config.duration is not None:
             asyncio.get_running_loop().call_later(self.config.duration, self.stop, "--duration reached")
         try:
@@ -260,6 +278,11 @@ class Pinger:
         loaded: dict[str, HouseholdEntry] | None = await self.loader.load(len(self.households))
         if loaded is None:
             return False
+        if self.share is not None:
+            log_changes(diff_entries(self.share.all, loaded), len(loaded), initial)
+            await self.share.reloaded(loaded)
+            self.metrics.households.set(len(self.households))
+            return True
         changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
         for state in to_queue:
             self._queue_next_tick(state)
@@ -409,7 +432,7 @@ class Pinger:
         writer = self._writer.writer if self._writer is not None else None
         details = self.counts.total.as_dict()
         details.update(
-            shard=str(self.config.shard),
+            shard=str(self.config.shard) if self.share is None else "fleet",
             in_flight=self.in_flight,
             write_errors=writer.counters.errors if writer is not None else 0,
             open_files=writer.open_files if writer is not None else 0,

@@ -1,0 +1,135 @@
+"""Fleet mode end to end: real `manage.py runpinger` members in subprocesses, real PostgreSQL, the simulator.
+
+Each member writes under its own LOG_ROOT, so the hour files say who polled which tick. Intervals are 1 s and
+heartbeats 0.5 s (timeout 2 s, join delay 1 s) so that the whole story takes well under a minute.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from loggerapp.models import PingerHeartbeat, PingerMember
+from tests.fixtures.fleet import polled_ticks, ticks_between
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+INTERVAL = 1.0
+TIMEOUT = 2.0
+FLEET = ("--interval", str(INTERVAL), "--refresh", "1", "--fleet-heartbeat", "0.5", "--fleet-timeout", str(TIMEOUT))
+HOUSEHOLDS = [f"0fa{n:03x}" for n in range(24)]
+
+
+def add(sim, make_household, cloud_id: str) -> None:
+    password = f"Pw{cloud_id}-fleet!"
+    sim.add_household(cloud_id, user_email=f"h{cloud_id}@example.org", password=password)
+    make_household(cloud_id, password=password)
+
+
+def wait_for(predicate, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+def live_members() -> int:
+    return PingerMember.objects.count()
+
+
+def check_window(roots, start: float, end: float, cloud_ids, who=None) -> dict[str, str]:
+    """Every tick of every household in [start, end) polled exactly once, each household by one member; returns
+    the owner of each household."""
+    ticks = polled_ticks(roots, INTERVAL)
+    owners: dict[str, str] = {}
+    for cloud_id in cloud_ids:
+        pollers = set()
+        for tick in ticks_between(cloud_id, start, end, INTERVAL):
+            members = ticks[cloud_id].get(tick, [])
+            assert len(members) == 1, f"{cloud_id} tick {tick}: polled by {members or 'nobody'}"
+            pollers.update(members)
+        assert len(pollers) == 1, f"{cloud_id} polled by {sorted(pollers)} in one steady window"
+        owners[cloud_id] = pollers.pop()
+        if who is not None:
+            assert owners[cloud_id] in who
+    return owners
+
+
+def duplicates(roots, start: float, end: float, cloud_ids) -> list[tuple[str, int]]:
+    ticks = polled_ticks(roots, INTERVAL)
+    return [
+        (cloud_id, tick)
+        for cloud_id in cloud_ids
+        for tick in ticks_between(cloud_id, start, end, INTERVAL)
+        if len(ticks[cloud_id].get(tick, [])) > 1
+    ]
+
+
+def test_members_share_take_over_a_dead_one_and_settle_after_a_restart(eagle_simulator, make_household, start_member):
+    sim = eagle_simulator
+    for cloud_id in HOUSEHOLDS:
+        add(sim, make_household, cloud_id)
+    env = {"EAGLE_CLOUD_URL": sim.cloud_url}
+    members = {name: start_member(name, *FLEET, env=env) for name in ("a", "b", "c")}
+    roots = {name: member.log_root for name, member in members.items()}
+    assert wait_for(lambda: live_members() == 3, 30)
+    time.sleep(3.0)  # every join effective (1 s after it) and read by everyone
+
+    # 1. Three members share: every tick polled once, every household by one member, each member has some.
+    steady = time.time()
+    time.sleep(5.0)
+    owners = check_window(roots, steady, time.time() - 1.0, HOUSEHOLDS)
+    assert set(owners.values()) == {"a", "b", "c"}
+
+    # 2. Kill -9 one: its households are polled again by the others within the timeout and two intervals.
+    victim = "b"
+    orphans = [cloud_id for cloud_id, name in owners.items() if name == victim]
+    members[victim].process.send_signal(signal.SIGKILL)
+    members[victim].wait(10)
+    killed_at = time.time()
+    time.sleep(TIMEOUT + 0.5 + 2 * INTERVAL + 4.0)
+    picked_up = killed_at + TIMEOUT + 0.5 + 2 * INTERVAL  # timeout + one heartbeat + two intervals
+    survivors = {name: roots[name] for name in ("a", "c")}
+    after_kill = check_window(survivors, picked_up, time.time() - 1.0, HOUSEHOLDS, who={"a", "c"})
+    assert {after_kill[cloud_id] for cloud_id in orphans} <= {"a", "c"}
+    for cloud_id, name in owners.items():
+        if name != victim:
+            assert after_kill[cloud_id] == name  # nobody else's household moved
+    assert duplicates(roots, killed_at - 1.0, time.time() - 1.0, HOUSEHOLDS) == []
+    victim_id = f":{members[victim].process.pid}:"
+    assert PingerMember.objects.filter(member_id__contains=victim_id).exists()  # silent, kept for the alert
+    assert not PingerHeartbeat.objects.filter(name__contains=victim_id).exists()  # taken over: /healthz is fine
+    assert PingerHeartbeat.objects.count() == 2
+
+    # 3. Restart it (a new member): the shares settle, the hand-over at its join doubles nothing.
+    restarted_at = time.time()
+    members["b2"] = start_member("b2", *FLEET, env=env)
+    roots["b2"] = members["b2"].log_root
+    assert wait_for(
+        lambda: PingerMember.objects.filter(member_id__contains=f":{members['b2'].process.pid}:").exists(), 30
+    )
+    time.sleep(4.0)
+    settled = time.time()
+    time.sleep(4.0)
+    final = check_window(roots, settled, time.time() - 1.0, HOUSEHOLDS, who={"a", "c", "b2"})
+    assert "b2" in final.values()
+    # A tick due within a millisecond of the join may land on both sides of it (two clocks read separately).
+    assert len(duplicates(roots, restarted_at, time.time() - 1.0, HOUSEHOLDS)) <= 1
+
+    # 4. A household added while they run is polled by exactly one member.
+    add(sim, make_household, "0fb001")
+    assert wait_for(lambda: "0fb001" in polled_ticks(roots, INTERVAL), 15)
+    first = min(polled_ticks(roots, INTERVAL)["0fb001"])
+    time.sleep(3.0)
+    check_window(roots, first + 1.0, time.time() - 1.0, ["0fb001"])
+
+    for name in ("a", "c", "b2"):
+        assert members[name].stop() == 0
+    # A clean stop leaves the fleet; the killed member's row stays until it is forgotten.
+    assert list(PingerMember.objects.values_list("pid", flat=True)) == [members[victim].process.pid]
+    log = members["a"].service_log
+    assert "fleet: member" in log
