@@ -8,6 +8,7 @@ and are safe: DEBUG is off unless asked for, and secrets are never invented in p
 from __future__ import annotations
 
 import ipaddress
+import socket as _socket
 from pathlib import Path
 
 import dj_database_url
@@ -223,6 +224,12 @@ STORAGES = {
 # RQ cron string (UTC) and queue of the upload job; the job itself catches up on every finished hour.
 ROTATION_CRON = env_str("ROTATION_CRON", "5 * * * *")
 ROTATION_QUEUE = env_str("ROTATION_QUEUE", "default")
+# This host's own upload queue (loggerapp/rotation/fanout.py): the scheduled job enqueues one run on the host queue
+# of every live worker, so the hour files of every pinger host are uploaded. Must start with "rotation-".
+ROTATION_HOST_QUEUE = env_str("ROTATION_HOST_QUEUE", "rotation-" + _socket.gethostname())
+if not ROTATION_HOST_QUEUE.startswith("rotation-") or not ROTATION_HOST_QUEUE[len("rotation-") :]:
+    raise ImproperlyConfigured(f"ROTATION_HOST_QUEUE must start with 'rotation-', not {ROTATION_HOST_QUEUE!r}")
+RQ_QUEUES.setdefault(ROTATION_HOST_QUEUE, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600})
 ROTATION_JOB_TIMEOUT = env_int("ROTATION_JOB_TIMEOUT", 3300)  # seconds; a run never outlives the next one's slot
 # A run renews its claims four times per lease; a claim of a run on another host that has not been renewed for
 # this long is a dead run's, and taken (a dead run on the same host is recognised at once by its process).
