@@ -14,8 +14,9 @@ Decisions:
    hosts, and the second run to reach it skips it while the first holds the claim. A host's run therefore tries
    again, every RETRY_PAUSE seconds for at most RETRY_LIMIT seconds, while it skipped files held by a live run;
    the retry finds the hour uploaded and merges its lines into the object (rotation/archive.py).
-4. When the host running the fan-out has no live worker on its own host queue (a single install whose worker
-   listens on the shared queue only, as before), it runs the upload itself: a single install behaves as today.
+4. When no worker listens on any host queue (a single install whose worker listens on the shared queue only, as
+   before), the fan-out runs the upload itself: a single install behaves as today. In a fleet, every host that
+   writes hour files runs ``rotation_worker``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,6 @@ def rotation_fanout() -> dict[str, Any]:
     if enqueued:
         logger.info("upload runs enqueued on %d host queues: %s", len(queues), ", ".join(queues))
     result: dict[str, Any] = {"enqueued": enqueued}
-    if settings.ROTATION_HOST_QUEUE not in queues:
+    if not queues:
         result["ran_here"] = host_rotation_job()
     return result
