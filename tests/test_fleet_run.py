@@ -127,9 +127,13 @@ def test_members_share_take_over_a_dead_one_and_settle_after_a_restart(eagle_sim
     time.sleep(3.0)
     check_window(roots, first + 1.0, time.time() - 1.0, ["0fb001"])
 
-    for name in ("a", "c", "b2"):
+    for name in ("a", "c"):
         assert members[name].stop() == 0
-    # A clean stop leaves the fleet; the killed member's row stays until it is forgotten.
+    assert PingerHeartbeat.objects.count() == 1  # left while others polled: no stale heartbeat behind
+    assert members["b2"].stop() == 0
+    # The last member keeps its heartbeat: /healthz sees that nobody polls. The killed member's row stays until it
+    # is forgotten.
+    assert PingerHeartbeat.objects.count() == 1
     assert list(PingerMember.objects.values_list("pid", flat=True)) == [members[victim].process.pid]
     log = members["a"].service_log
     assert "fleet: member" in log

@@ -19,7 +19,8 @@ Decisions:
    (``FleetView.valid_until``) and the runner stops polling everything until a write succeeds again, then acts
    on what the database says. The expiry is a time, not an event, so a query hung on a dead network cannot keep
    such a member polling.
-5. A clean stop deletes the row (the others take over at their next read). Rows silent for longer than ``forget``
+5. A clean stop deletes the row (the others take over at their next read) and, unless it was the last member,
+   its PingerHeartbeat row. Rows silent for longer than ``forget``
    are deleted by any member; a member silent past the timeout (killed, cut off) also loses its PingerHeartbeat
    row, because its households have been taken over: /healthz judges the members that are alive, and the fleet
    alert reports the silent one.
@@ -153,11 +154,16 @@ def write_and_read(
     return members, db_now.timestamp()
 
 
-def leave(member_id: str) -> None:
-    """Delete this member's row: the others take its households at their next read."""
-    from loggerapp.models import PingerMember
+def leave(member_id: str, timeout: float) -> None:
+    """Delete this member's row: the others take its households at their next read. When others are live, its
+    pinger heartbeat goes too (its households are polled: no stale shard); the last member keeps it, so that
+    /healthz says that nobody polls any more."""
+    from loggerapp.models import PingerHeartbeat, PingerMember
 
-    PingerMember.objects.filter(pk=member_id).delete()
+    with transaction.atomic():
+        PingerMember.objects.filter(pk=member_id).delete()
+        if PingerMember.objects.filter(last_seen__gt=Now() - timedelta(seconds=timeout)).exists():
+            PingerHeartbeat.objects.filter(name=member_id).delete()
 
 
 @dataclass
@@ -256,7 +262,7 @@ class Membership(threading.Thread):
         """Leave the fleet (best effort: if the database is down the row simply goes stale)."""
         try:
             close_old_connections()
-            leave(self.member_id)
+            leave(self.member_id, self.fleet.timeout)
         except DatabaseError as exc:
             logger.warning("fleet: could not remove this member's row (%s); it goes stale", type(exc).__name__)
 

@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from loggerapp.fleet.ops import silent_members
 from loggerapp.hourfiles.layout import HOUR
 from loggerapp.models import AlertState, HourFile, Household, Status
 from loggerapp.ops.health import check_pinger
@@ -129,7 +130,8 @@ def failing_uploads(now: datetime) -> list[Alert]:
 
 def current_alerts(now: datetime | None = None) -> list[Alert]:
     now = now or timezone.now()
-    return [*stale_pinger(now), *failing_uploads(now), *silent_households(now)]
+    members = [Alert(key, message) for key, message in silent_members()]  # a fleet member gone (loggerapp/fleet)
+    return [*stale_pinger(now), *members, *failing_uploads(now), *silent_households(now)]
 
 
 # --- Mails ---------------------------------------------------------------------------------------------------

@@ -227,10 +227,10 @@ class Pinger:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
-        if self.share is not None:
-            self.share.stop()
         services.writer.stop()
         services.flusher.stop()
+        if self.share is not None:  # after the last heartbeat, which leaving the fleet removes
+            self.share.stop()
         self.loader.close()
         if services.metrics_server is not None:
             server, _thread = services.metrics_server
