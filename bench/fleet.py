@@ -16,9 +16,9 @@ What it does:
    (p50, p99, max), the time until the killed member's households were polled again (p50, max), and the CPU
    seconds of all members together.
 
-Definitions (window: launch + ``--warmup`` to launch + ``--duration`` - 1 s): a due poll is a tick ``phase + k * interval`` of a
-household inside the window; it ran if some member wrote a line with that tick; it was doubled if more than one
-member did. The hand-overs are the ``--handover-window`` seconds after the kill and after the restart; the rest
+Definitions (window: launch + ``--warmup`` to launch + ``--duration`` - 1 s): a due poll is a tick
+``phase + k * interval`` of a household inside the window; it ran if some member wrote a line with that tick; it
+was doubled if more than one member did. The hand-overs are the ``--handover-window`` seconds after the kill and after the restart; the rest
 is steady state. A household's gap is the time between two of its polls that ran (its longest, over the window).
 """
 
