@@ -18,8 +18,9 @@ What it does:
 
 Definitions (window: launch + ``--warmup`` to launch + ``--duration`` - 1 s): a due poll is a tick
 ``phase + k * interval`` of a household inside the window; it ran if some member wrote a line with that tick; it
-was doubled if more than one member did. The hand-overs are the ``--handover-window`` seconds after the kill and after the restart; the rest
-is steady state. A household's gap is the time between two of its polls that ran (its longest, over the window).
+was doubled if more than one member did. The hand-overs are the ``--handover-window`` seconds after the kill and
+after the restart; the rest is steady state. A household's gap is the time between two of its polls that ran (its
+longest, over the window).
 """
 
 from __future__ import annotations
