@@ -4,7 +4,8 @@ The runner does the I/O (polls, lines, statistics, logs); each choice it makes a
 these functions, so every rule is tested directly (tests/test_pinger_decisions.py):
 
 - ``on_tick``: a due tick is polled, skipped (its previous poll is still in flight: counted, never queued) or
-  dropped (a stale queue entry: the household was removed, or its tick was moved by a back-off or a refresh);
+  dropped (a stale queue entry: the household was removed, or its tick was moved by a back-off or a refresh, or
+  it comes after ``last_tick``, where a fleet hand-over gives the household to another member);
 - ``after_success`` / ``after_failure``: the household's next status, failure counts and next tick. Bad
   credentials push the next poll back 2, 4, 8... intervals (at most ``max_backoff``), always onto one of the
   household's own ticks; every other failure keeps the normal cadence;

@@ -200,9 +200,9 @@ class Pinger:
         if config.metrics_port is not None:
             services.metrics_server = self.metrics.serve(config.metrics_port)
         logger.info(
-            "pinger starting: shard %s, interval %g s, refresh %g s, at most %d polls in flight, %d open files, "
+            "pinger starting: %s, interval %g s, refresh %g s, at most %d polls in flight, %d open files, "
             "writing under %s",
-            config.shard,
+            f"fleet member {config.member_id}" if self.share is not None else f"shard {config.shard}",
             config.interval,
             config.refresh,
             config.max_in_flight,
