@@ -39,7 +39,7 @@ def test_settings_refuse_a_timeout_a_heartbeat_could_miss():
 
 def test_the_first_member_is_effective_at_once_and_a_joiner_is_announced_ahead():
     rows, db_now = write_and_read("h:1:a", "h", 1, FLEET, 0, {})
-    ((member_id, _host, active_from, _seen, _n),) = rows
+    ((member_id, _host, active_from, _seen, _n, _until),) = rows
     assert member_id == "h:1:a" and active_from <= db_now  # alone: polls at once
     rows, db_now = write_and_read("h:2:b", "h", 2, FLEET, 0, {})
     joined = {row[0]: row[2] for row in rows}
@@ -48,6 +48,7 @@ def test_the_first_member_is_effective_at_once_and_a_joiner_is_announced_ahead()
     # A heartbeat updates the row and never moves the announced join.
     rows, _ = write_and_read("h:2:b", "h", 2, FLEET, 7, {"handovers_in": 3})
     assert {row[0]: row[2] for row in rows}["h:2:b"] == joined["h:2:b"]
+    assert {row[0]: row[5] for row in rows}["h:2:b"] == float("inf")  # no leave announced
     assert PingerMember.objects.get(pk="h:2:b").households == 7
 
 
@@ -65,13 +66,17 @@ def test_a_silent_member_is_left_out_and_loses_its_heartbeat_and_is_forgotten_la
     assert not PingerMember.objects.filter(pk="h:2:b").exists()
 
 
-def test_a_view_splits_members_into_effective_and_joining_and_may_expire():
+def test_a_view_splits_members_into_effective_and_announced_and_may_expire():
     view = FleetView(
-        members=(Member("a", "h", 100.0, 150.0), Member("b", "h", 160.0, 150.0)), valid_until=200.0, read_at=150.0
+        members=(Member("a", "h", 100.0, 150.0), Member("b", "h", 160.0, 150.0), Member("c", "h", 0.0, 150.0, 0, 180)),
+        valid_until=200.0,
+        read_at=150.0,
     )
-    assert view.effective(150.0) == ["a"] and view.joining(150.0) == [(160.0, "b")]
-    assert view.effective(170.0) == ["a", "b"] and view.joining(170.0) == []
-    assert view.effective(200.0) == [] and view.joining(200.0) == []  # expired: owns nothing
+    assert view.effective(150.0) == ["a", "c"] and view.changes(150.0) == [(160.0, "b", True), (180, "c", False)]
+    assert view.effective(170.0) == ["a", "b", "c"] and view.changes(170.0) == [(180, "c", False)]
+    assert view.effective(190.0) == ["a", "b"] and view.changes(190.0) == []
+    assert view.others("a", 190.0) == 1
+    assert view.effective(200.0) == [] and view.changes(200.0) == []  # expired: owns nothing
 
 
 def test_membership_reads_on_this_hosts_clock_and_expires_only_when_told_to_stop_when_cut_off():
@@ -82,7 +87,11 @@ def test_membership_reads_on_this_hosts_clock_and_expires_only_when_told_to_stop
     assert view.valid_until == float("inf")  # default: a cut-off member goes on polling
     strict = Membership(FleetSettings(heartbeat=0.5, timeout=2.0, join_delay=1.0, stop_when_cut_off=True), "h:2:b")
     view = strict.beat()
-    assert view.joining(time.time()) and view.valid_until < time.time() + 2.0
+    assert view.changes(time.time()) and view.valid_until < time.time() + 2.0
+    strict.announce_leave()
+    view = strict.beat()
+    (mine,) = [member for member in view.members if member.member_id == "h:2:b"]
+    assert mine.active_until == pytest.approx(time.time() + FLEET.join_delay, abs=0.5)
 
 
 def test_operations_see_members_shares_and_a_silent_one(settings):

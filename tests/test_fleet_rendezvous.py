@@ -62,7 +62,7 @@ def test_windows_without_joins_are_the_plain_share():
 
 def test_a_join_ends_the_old_owners_window_where_the_joiners_begins():
     newcomer = "host-d:13:dddddd"
-    joins = [(1000.0, newcomer)]
+    joins = [(1000.0, newcomer, True)]
     old = {member: ownership_windows(HOUSEHOLDS, MEMBERS, joins, member) for member in MEMBERS}
     new = ownership_windows(HOUSEHOLDS, MEMBERS, joins, newcomer)
     assert set(new.values()) == {Window(1000.0, None)}
@@ -76,8 +76,8 @@ def test_a_join_ends_the_old_owners_window_where_the_joiners_begins():
 
 
 def test_two_joins_in_a_row_hand_each_household_over_at_most_twice_without_overlap():
-    joins = [(1000.0, "host-d:13:dddddd"), (2000.0, "host-e:14:eeeeee")]
-    everyone = [*MEMBERS, *(member for _, member in joins)]
+    joins = [(1000.0, "host-d:13:dddddd", True), (2000.0, "host-e:14:eeeeee", True)]
+    everyone = [*MEMBERS, *(member for _, member, _ in joins)]
     windows = {member: ownership_windows(HOUSEHOLDS, MEMBERS, joins, member) for member in everyone}
     for cloud_id in HOUSEHOLDS:
         spans = sorted(
@@ -86,3 +86,19 @@ def test_two_joins_in_a_row_hand_each_household_over_at_most_twice_without_overl
         assert spans[0][0] == 0.0 and spans[-1][1] == float("inf")
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end == start  # contiguous: no gap, no overlap
+
+
+def test_an_announced_leave_hands_each_of_its_households_to_one_member_at_its_time():
+    leaver = MEMBERS[1]
+    leave = [(1000.0, leaver, False)]
+    windows = {member: ownership_windows(HOUSEHOLDS, MEMBERS, leave, member) for member in MEMBERS}
+    assert set(windows[leaver]) == owned(HOUSEHOLDS, MEMBERS, leaver)
+    assert set(windows[leaver].values()) == {Window(None, 1000.0)}
+    rest = [member for member in MEMBERS if member != leaver]
+    for cloud_id in windows[leaver]:
+        takers = [member for member in rest if cloud_id in windows[member]]
+        assert len(takers) == 1 and windows[takers[0]][cloud_id] == Window(1000.0, None)
+    for member in rest:  # the others keep what they had, for good
+        kept = {cloud_id for cloud_id, window in windows[member].items() if window.start is None}
+        assert kept == owned(HOUSEHOLDS, MEMBERS, member)
+        assert all(window.end is None for window in windows[member].values())

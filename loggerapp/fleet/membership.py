@@ -19,7 +19,9 @@ Decisions:
    (``FleetView.valid_until``) and the runner stops polling everything until a write succeeds again, then acts
    on what the database says. The expiry is a time, not an event, so a query hung on a dead network cannot keep
    such a member polling.
-5. A clean stop deletes the row (the others take over at their next read) and, unless it was the last member,
+5. A clean stop is announced first when other members are live: the row gets ``active_until`` = now +
+   ``join_delay``, the member polls until then and the others take its households from then on, exactly as at a
+   join. Then it deletes the row (the others take over at their next read) and, unless it was the last member,
    its PingerHeartbeat row. Rows silent for longer than ``forget``
    are deleted by any member; a member silent past the timeout (killed, cut off) also loses its PingerHeartbeat
    row, because its households have been taken over: /healthz judges the members that are alive, and the fleet
@@ -65,6 +67,7 @@ class Member:
     active_from: float
     last_seen: float
     households: int = 0
+    active_until: float = math.inf  # a member that announced its leave polls until then
 
 
 @dataclass(frozen=True)
@@ -82,13 +85,19 @@ class FleetView:
         """Ids of the members that own households at ``now`` (none once the view has expired)."""
         if self.expired(now):
             return []
-        return sorted(member.member_id for member in self.members if member.active_from <= now)
+        return sorted(m.member_id for m in self.members if m.active_from <= now < m.active_until)
 
-    def joining(self, now: float) -> list[tuple[float, str]]:
-        """(when, id) of the members announced to become effective after ``now``."""
+    def changes(self, now: float) -> list[tuple[float, str, bool]]:
+        """(when, id, joins) of the joins and leaves announced after ``now``."""
         if self.expired(now):
             return []
-        return sorted((member.active_from, member.member_id) for member in self.members if member.active_from > now)
+        found = [(m.active_from, m.member_id, True) for m in self.members if m.active_from > now]
+        found += [(m.active_until, m.member_id, False) for m in self.members if now < m.active_until < math.inf]
+        return sorted(found)
+
+    def others(self, me: str, now: float) -> int:
+        """Members other than ``me`` effective now or announced."""
+        return sum(1 for m in self.members if m.member_id != me and m.active_until > now)
 
 
 @dataclass
@@ -109,10 +118,17 @@ class FleetSettings:
 
 
 def write_and_read(
-    member_id: str, host: str, pid: int, fleet: FleetSettings, households: int, details: dict[str, Any]
+    member_id: str,
+    host: str,
+    pid: int,
+    fleet: FleetSettings,
+    households: int,
+    details: dict[str, Any],
+    leave_in: float | None = None,
 ) -> tuple[list[tuple[Any, ...]], float]:
-    """Upsert this member's row (the database's now) and read the live members; returns their rows
-    (id, host, active_from, last_seen, households as Unix seconds on the database's clock) and the database's now."""
+    """Upsert this member's row (the database's now) and read the live members; returns their rows (id, host,
+    active_from, last_seen, households, active_until; times as Unix seconds on the database's clock) and the
+    database's now. ``leave_in``: announce that this member stops owning households that many seconds from now."""
     from loggerapp.models import PingerHeartbeat, PingerMember
 
     live_after = Now() - timedelta(seconds=fleet.timeout)
@@ -136,10 +152,12 @@ def write_and_read(
                 households=households,
                 details=details,
             )
+        if leave_in is not None:
+            PingerMember.objects.filter(pk=member_id).update(active_until=Now() + timedelta(seconds=leave_in))
         rows = list(
             PingerMember.objects.filter(last_seen__gt=live_after)
             .annotate(db_now=Now())
-            .values_list("member_id", "host", "active_from", "last_seen", "households", "db_now")
+            .values_list("member_id", "host", "active_from", "last_seen", "households", "db_now", "active_until")
         )
         silent = list(
             PingerMember.objects.filter(last_seen__lte=live_after).values_list("member_id", flat=True).order_by()
@@ -150,7 +168,10 @@ def write_and_read(
     db_now = next((row[5] for row in rows if row[0] == member_id), None)
     if db_now is None:  # our own row always matches; a clock jump inside the transaction would be a bug
         raise DatabaseError("own member row not read back")
-    members = [(row[0], row[1], row[2].timestamp(), row[3].timestamp(), row[4]) for row in rows]
+    members = [
+        (row[0], row[1], row[2].timestamp(), row[3].timestamp(), row[4], row[6].timestamp() if row[6] else math.inf)
+        for row in rows
+    ]
     return members, db_now.timestamp()
 
 
@@ -196,7 +217,9 @@ class Membership(threading.Thread):
         self.counts = MembershipCounts()
         self._cut_off = False
         self._offsets: deque[float] = deque(maxlen=OFFSET_READINGS)
+        self.leave_in: float | None = None  # set by announce_leave, written by the next beat
         self._stop_event = threading.Event()
+        self._beat_now = threading.Event()  # wakes the thread early: a leave to announce, or the stop
 
     def beat(self) -> FleetView:
         """One write and read; on a database error the previous view stays (it expires on its own)."""
@@ -205,7 +228,10 @@ class Membership(threading.Thread):
             close_old_connections()
             connection.ensure_connection()  # connecting is not part of the clock reading below
             started_local = time.time()
-            rows, db_now = write_and_read(self.member_id, self.host, self.pid, self.fleet, households, details)
+            leave_in, self.leave_in = self.leave_in, None
+            rows, db_now = write_and_read(
+                self.member_id, self.host, self.pid, self.fleet, households, details, leave_in
+            )
         except DatabaseError as exc:
             self.counts.failures += 1
             try:
@@ -227,8 +253,8 @@ class Membership(threading.Thread):
         self._offsets.append(db_now - started_local)
         offset = min(self._offsets)
         members = tuple(
-            Member(member_id, host, active_from - offset, last_seen - offset, count)
-            for member_id, host, active_from, last_seen, count in rows
+            Member(member_id, host, active_from - offset, last_seen - offset, count, until - offset)
+            for member_id, host, active_from, last_seen, count, until in rows
         )
         # Counted from the start of the write: the row's last_seen is at least that late. Alone in the fleet, or
         # without FLEET_STOP_WHEN_CUT_OFF, a cut-off member goes on polling (see decision 4).
@@ -245,6 +271,11 @@ class Membership(threading.Thread):
             self.on_view(view)
         return view
 
+    def announce_leave(self) -> None:
+        """Announce that this member stops owning households ``join_delay`` from now (written at once)."""
+        self.leave_in = self.fleet.join_delay
+        self._beat_now.set()
+
     def run(self) -> None:
         try:
             while True:
@@ -252,7 +283,9 @@ class Membership(threading.Thread):
                     self.beat()
                 except Exception:  # a bug must not end the thread: the view would expire and polling stop
                     logger.exception("fleet: membership read failed")
-                if self._stop_event.wait(self.fleet.heartbeat):
+                self._beat_now.wait(self.fleet.heartbeat)
+                self._beat_now.clear()
+                if self._stop_event.is_set():
                     break
             self._leave()
         finally:
@@ -269,4 +302,5 @@ class Membership(threading.Thread):
     def stop(self, timeout: float | None = None) -> None:
         """Stop beating and leave the fleet; called once the member polls nothing any more."""
         self._stop_event.set()
+        self._beat_now.set()
         self.join(timeout)

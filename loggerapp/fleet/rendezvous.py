@@ -6,9 +6,9 @@ Decisions:
 2. Rendezvous rather than ``hash % N``: adding a member moves only the households it wins (about 1/N of them),
    removing one moves only its own; nobody else's household changes hands, so the schedules of the others are
    untouched.
-3. A member's windows (``ownership_windows``): joins are announced ahead (a member becomes effective at its
-   ``active_from``), so everyone can compute, for each household, the moment it changes hands, and the old owner
-   stops exactly where the new owner starts: no gap, no double poll.
+3. A member's windows (``ownership_windows``): joins and clean leaves are announced ahead (a member is effective
+   from its ``active_from`` until its ``active_until``), so everyone can compute, for each household, the moment
+   it changes hands, and the old owner stops exactly where the new owner starts: no gap, no double poll.
 """
 
 from __future__ import annotations
@@ -51,29 +51,32 @@ class Window:
 
 
 def ownership_windows(
-    cloud_ids: Iterable[str], effective: Sequence[str], joining: Sequence[tuple[float, str]], me: str
+    cloud_ids: Iterable[str], effective: Sequence[str], changes: Sequence[tuple[float, str, bool]], me: str
 ) -> dict[str, Window]:
-    """What ``me`` polls, given the members effective now and the members joining later ((when, member id)).
+    """What ``me`` polls, given the members effective now and the announced changes ((when, member id, joins):
+    a member joining, or leaving when ``joins`` is False).
 
-    Each join only moves households to the joiner (rendezvous), so a household is owned by me over one span: from
-    now (or from my own join) until the first joiner that wins it takes it (or for good).
+    A household is owned by me over its first span: from now (or from the change that gives it to me) until the
+    change that takes it away (or for good). A later span, if any, is found when the picture is computed again
+    after that change.
     """
-    steps = sorted(joining)
+    steps = sorted(changes)
     result: dict[str, Window] = {}
     for cloud_id in cloud_ids:
-        members = list(effective)
-        holder = owner(cloud_id, members)
+        members = set(effective)
+        mine = owner(cloud_id, members) == me
         start: float | None = None
         end: float | None = None
-        mine = holder == me
-        for when, member_id in steps:
-            members.append(member_id)
-            if owner(cloud_id, members) != member_id:
-                continue
-            if mine:
+        for when, member_id, joins in steps:
+            if joins:
+                members.add(member_id)
+            else:
+                members.discard(member_id)
+            now_mine = owner(cloud_id, members) == me
+            if mine and not now_mine:
                 end = when
                 break
-            if member_id == me:
+            if not mine and now_mine:
                 mine, start = True, when
         if mine:
             result[cloud_id] = Window(start, end)

@@ -35,8 +35,8 @@ WATCH_SECONDS = 0.25  # how often the share looks for a change the membership th
 
 
 def _picture(view: FleetView, now: float) -> tuple[Any, ...]:
-    """What the share depends on in a view: the effective members, the announced joins, expiry."""
-    return (tuple(view.effective(now)), tuple(view.joining(now)), view.expired(now))
+    """What the share depends on in a view: the effective members, the announced joins and leaves, expiry."""
+    return (tuple(view.effective(now)), tuple(view.changes(now)), view.expired(now))
 
 
 class FleetShare:
@@ -61,6 +61,8 @@ class FleetShare:
         self._applied: tuple[Any, ...] | None = None
         self._cut_off = False
         self._lock = asyncio.Lock()  # a reload and a membership change never interleave their applies
+        self._leaving = False
+        self._leave_task: asyncio.Task | None = None
 
     @property
     def member_id(self) -> str:
@@ -79,6 +81,44 @@ class FleetShare:
 
         self.membership.on_view = woken
         self.membership.start()
+
+    def leave_first(self, stop: Callable[[str], None], reason: str) -> bool:
+        """Called by the runner's ``stop``: True when a leave has started (``stop`` is called again at its end);
+        False to stop at once (a second signal while leaving, or not on the loop's thread)."""
+        if self._leaving:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        self._leaving = True
+
+        async def leave_then_stop() -> None:
+            try:
+                await self.leave()
+            finally:
+                stop(reason)
+
+        self._leave_task = loop.create_task(leave_then_stop())
+        return True
+
+    async def leave(self) -> None:
+        """Hand the households over before stopping: when other members are live, announce the leave and return
+        at its time (the households' last ticks are set by the share's apply in the meantime); alone, at once."""
+        view = self.membership.view
+        now = time.time()
+        if view.expired(now) or not view.others(self.member_id, now):
+            return
+        self.membership.announce_leave()
+        deadline = time.monotonic() + self.membership.fleet.join_delay + self.membership.fleet.heartbeat + 2.0
+        while time.monotonic() < deadline:
+            mine = next((m for m in self.membership.view.members if m.member_id == self.member_id), None)
+            if mine is not None and mine.active_until < float("inf"):
+                logger.info("fleet: leaving; households handed over in %.1f s", mine.active_until - time.time())
+                await asyncio.sleep(max(0.0, mine.active_until - time.time()))
+                return
+            await asyncio.sleep(0.1)
+        logger.warning("fleet: the leave could not be announced; stopping now")
 
     def stop(self) -> None:
         """Blocking (the loop has nothing scheduled any more): the thread stops and the row is deleted."""
@@ -110,9 +150,9 @@ class FleetShare:
     async def _apply(self, now: float) -> None:
         view = self.membership.view
         picture = _picture(view, now)
-        effective, joining, expired = picture
+        effective, announced, expired = picture
         windows: dict[str, Window] = await asyncio.get_running_loop().run_in_executor(
-            None, ownership_windows, list(self.all), list(effective), list(joining), self.member_id
+            None, ownership_windows, list(self.all), list(effective), list(announced), self.member_id
         )
         self._applied = picture
         before = set(self.households)
@@ -126,7 +166,7 @@ class FleetShare:
             self._set_end(state, window, now, cloud_id in added)
         for state in to_queue:
             self.queue_tick(state)
-        self._report(before, expired, len(effective), joining, view)
+        self._report(before, expired, len(effective), announced, view)
 
     def _set_end(self, state: HouseholdState, window: Window, now: float, added: bool) -> None:
         """Set the household's last tick from its window; a household whose window grew again is queued."""
@@ -140,7 +180,7 @@ class FleetShare:
             self.queue_tick(state)
 
     def _report(
-        self, before: set[str], expired: bool, effective: int, joining: tuple[Any, ...], view: FleetView
+        self, before: set[str], expired: bool, effective: int, announced: tuple[Any, ...], view: FleetView
     ) -> None:
         after = set(self.households)
         taken, given = len(after - before), len(before - after)
@@ -159,15 +199,15 @@ class FleetShare:
         if not expired and self._cut_off:
             self._cut_off = False
             logger.warning("fleet: heartbeat written again; acting on the membership in the database")
-        if taken or given or joining:
+        if taken or given or announced:
             logger.info(
                 "fleet: member %s polls %d of %d households (+%d taken, -%d handed over); %d members effective, "
-                "%d joining",
+                "%d joining or leaving",
                 self.member_id,
                 len(after),
                 len(self.all),
                 taken,
                 given,
                 effective,
-                len(joining),
+                len(announced),
             )

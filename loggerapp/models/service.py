@@ -27,6 +27,7 @@ class PingerMember(models.Model):
     pid = models.IntegerField(default=0)
     started_at = models.DateTimeField()
     active_from = models.DateTimeField(help_text="when it starts owning households (announced ahead)")
+    active_until = models.DateTimeField(null=True, blank=True, help_text="when it stops (a clean stop, announced)")
     last_seen = models.DateTimeField(db_index=True)
     households = models.IntegerField(default=0)
     details = models.JSONField(default=dict, blank=True)

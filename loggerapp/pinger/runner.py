@@ -144,6 +144,8 @@ class Pinger:
         """Stop scheduling; polls in flight finish. Safe to call more than once."""
         if self._stopping:
             return
+        if self.share is not None and self.share.leave_first(self.stop, reason):  # fleet: hand over first
+            return
         self._stopping = True
         logger.info("stopping (%s): finishing %d polls in flight", reason, self.in_flight)
         if self._stop_event is not None:
