@@ -122,3 +122,15 @@ def test_the_status_page_and_healthz_show_the_fleet(client, staff_user, settings
     health = client.get("/healthz").json()
     fleet = health["checks"]["pinger"]["data"]["fleet"]
     assert fleet["members"] == 1 and fleet["list"][0]["host"] == "host-1"
+
+
+def test_a_member_back_after_a_silence_joins_again_announced():
+    write_and_read("h:1:a", "h", 1, FLEET, 0, {})
+    write_and_read("h:2:b", "h", 2, FLEET, 0, {})
+    PingerMember.objects.filter(pk="h:2:b").update(
+        last_seen=F("last_seen") - timedelta(seconds=5), active_from=F("active_from") - timedelta(seconds=5)
+    )
+    write_and_read("h:1:a", "h", 1, FLEET, 0, {})  # b is silent: a owns everything
+    rows, db_now = write_and_read("h:2:b", "h", 2, FLEET, 0, {})
+    joined = {row[0]: row[2] for row in rows}
+    assert joined["h:2:b"] == pytest.approx(db_now + FLEET.join_delay, abs=0.01)  # not effective at once

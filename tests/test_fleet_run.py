@@ -13,6 +13,7 @@ import pytest
 
 from loggerapp.models import PingerHeartbeat, PingerMember
 from tests.fixtures.fleet import polled_ticks, ticks_between
+from tests.fixtures.pinger import read_hour_files
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -147,3 +148,41 @@ def test_members_share_take_over_a_dead_one_and_settle_after_a_restart(eagle_sim
     assert list(PingerMember.objects.values_list("pid", flat=True)) == [members[victim].process.pid]
     log = members["a"].service_log
     assert "fleet: member" in log
+
+
+def test_a_member_cut_off_from_the_database_stops_when_told_to_and_rejoins(
+    eagle_simulator, make_household, start_member, database_proxy
+):
+    """FLEET_STOP_WHEN_CUT_OFF=1: the member stops polling before the others take its households; when the
+    database is back it joins again (announced), and every tick is polled once."""
+    sim = eagle_simulator
+    for cloud_id in HOUSEHOLDS[:12]:
+        add(sim, make_household, cloud_id)
+    env = {"EAGLE_CLOUD_URL": sim.cloud_url}
+    cut = start_member("cut", *FLEET, env={**env, "DATABASE_URL": database_proxy.url, "FLEET_STOP_WHEN_CUT_OFF": "1"})
+    other = start_member("other", *FLEET, env=env)
+    roots = {"cut": cut.log_root, "other": other.log_root}
+    assert wait_for(lambda: live_members() == 2, 30)
+    time.sleep(3.0)
+    shares = check_window(roots, time.time() - 2.0, time.time() - 1.0, HOUSEHOLDS[:12])
+    assert set(shares.values()) == {"cut", "other"}
+
+    database_proxy.cut()
+    cut_at = time.time()
+    time.sleep(TIMEOUT + 0.5 + 2 * INTERVAL + 3.0)
+    ticks = polled_ticks(roots, INTERVAL)
+    late = [cloud_id for cloud_id, by_tick in ticks.items() for names in by_tick.values() if "cut" in names]
+    assert late  # it did poll before the cut...
+    last_cut_poll = max(line["poll_time"] for lines in read_hour_files(cut.log_root).values() for line in lines)
+    assert last_cut_poll < cut_at + TIMEOUT  # ...and stopped before the others could take over
+    check_window(roots, cut_at + TIMEOUT + 0.5 + 2 * INTERVAL, time.time() - 1.0, HOUSEHOLDS[:12], who={"other"})
+    assert "stopped polling all" in cut.service_log
+
+    database_proxy.restore()
+    restored = time.time()
+    time.sleep(5.0)
+    final = check_window(roots, restored + 3.0, time.time() - 1.0, HOUSEHOLDS[:12])
+    assert set(final.values()) == {"cut", "other"}  # back with its share
+    assert duplicates(roots, restored, time.time() - 1.0, HOUSEHOLDS[:12]) == []
+    assert "heartbeat written again" in cut.service_log
+    assert cut.stop() == 0 and other.stop() == 0

@@ -7,9 +7,10 @@ Decisions:
    a slow query does not move it).
 2. A member id is ``host:pid:random``: a restarted pinger is a new member, so a dead one is never mistaken for
    its successor.
-3. Joins are announced ahead: a member that joins a fleet with live members becomes effective ``join_delay``
-   after it joined (``active_from``), so that every member has read it before it takes its share and the hand-over
-   happens at one instant for all (see rendezvous.ownership_windows). The first member of an empty fleet is
+3. Joins are announced ahead: a member that joins a fleet with live members becomes effective ``join_delay`` after
+   it joined (``active_from``), so that every member has read it before it takes its share and the hand-over
+   happens at one instant for all (see rendezvous.ownership_windows). A member back after a silence past the
+   timeout (its households were taken over) joins again the same way. The first member of an empty fleet is
    effective at once (a single install starts polling at once); the check and the insert hold a table lock on
    PostgreSQL so that two members starting together do not both count as first.
 4. A member that could not write its row for the timeout may have been taken over, or the database may be down
@@ -133,15 +134,17 @@ def write_and_read(
 
     live_after = Now() - timedelta(seconds=fleet.timeout)
     with transaction.atomic():
-        updated = PingerMember.objects.filter(pk=member_id).update(
+        updated = PingerMember.objects.filter(pk=member_id, last_seen__gt=live_after).update(
             last_seen=Now(), households=households, details=details
         )
         if not updated:
+            # New, or back after a silence past the timeout (its households were taken over): a join either way.
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute(f"LOCK TABLE {PingerMember._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
             others = PingerMember.objects.filter(last_seen__gt=live_after).exclude(pk=member_id).exists()
             delay = timedelta(seconds=fleet.join_delay if others else 0.0)
+            PingerMember.objects.filter(pk=member_id).delete()
             PingerMember.objects.create(
                 member_id=member_id,
                 host=host[:100],

@@ -161,8 +161,13 @@ class FleetShare:
         added = {entry.cloud_id for entry in changes.added}
         for cloud_id, window in windows.items():
             state = self.households[cloud_id]
-            if cloud_id in added and window.start is not None and window.start > now:
-                state.next_tick = schedule.next_tick(window.start, state.phase, self.interval)
+            if window.start is not None and window.start > now:
+                # Not mine before ``start`` (a member rejoining waits for its announced time like any joiner).
+                first = schedule.next_tick(window.start, state.phase, self.interval)
+                if state.next_tick < first:
+                    state.next_tick = first
+                    if cloud_id not in added:
+                        self.queue_tick(state)
             self._set_end(state, window, now, cloud_id in added)
         for state in to_queue:
             self.queue_tick(state)
