@@ -82,6 +82,7 @@ def rotation_fanout() -> dict[str, Any]:
         job = Queue(name, connection=connection).enqueue(
             host_rotation_job,
             job_timeout=settings.ROTATION_JOB_TIMEOUT,
+            ttl=settings.ROTATION_JOB_TIMEOUT,  # a host whose worker is gone does not pile up hourly runs
             result_ttl=7 * 24 * 3600,
             failure_ttl=30 * 24 * 3600,
             description=f"hourly upload on {name}",
