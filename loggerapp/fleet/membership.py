@@ -11,8 +11,8 @@ Decisions:
    it joined (``active_from``), so that every member has read it before it takes its share and the hand-over
    happens at one instant for all (see rendezvous.ownership_windows). A member back after a silence past the
    timeout (its households were taken over) joins again the same way. The first member of an empty fleet is
-   effective at once (a single install starts polling at once); the check and the insert hold a table lock on
-   PostgreSQL so that two members starting together do not both count as first.
+   effective at once (a single install starts polling at once); the check and the insert hold an advisory lock
+   on PostgreSQL so that two members starting together do not both count as first.
 4. A member that could not write its row for the timeout may have been taken over, or the database may be down
    for everyone: it cannot tell which. By default it goes on polling its share (a partition then costs duplicate
    lines for its households, a database outage costs nothing); with ``FLEET_STOP_WHEN_CUT_OFF=1`` and other
@@ -50,6 +50,7 @@ from django.db.models.functions import Now
 logger = logging.getLogger("loggerapp.fleet")
 
 EXPIRY_MARGIN = 1.0  # a cut-off member stops this long before the others may take its households
+JOIN_LOCK_KEY = 0x15E1F  # PostgreSQL advisory lock taken by a joining member for its transaction
 OFFSET_READINGS = 20  # clock offset: the smallest of this many recent readings (the least delayed one)
 
 
@@ -139,9 +140,9 @@ def write_and_read(
         )
         if not updated:
             # New, or back after a silence past the timeout (its households were taken over): a join either way.
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql":  # joins one at a time (an advisory lock: beats never wait)
                 with connection.cursor() as cursor:
-                    cursor.execute(f"LOCK TABLE {PingerMember._meta.db_table} IN SHARE ROW EXCLUSIVE MODE")
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [JOIN_LOCK_KEY])
             others = PingerMember.objects.filter(last_seen__gt=live_after).exclude(pk=member_id).exists()
             delay = timedelta(seconds=fleet.join_delay if others else 0.0)
             PingerMember.objects.filter(pk=member_id).delete()
