@@ -186,3 +186,9 @@ def test_a_member_cut_off_from_the_database_stops_when_told_to_and_rejoins(
     assert duplicates(roots, restored, time.time() - 1.0, HOUSEHOLDS[:12]) == []
     assert "heartbeat written again" in cut.service_log
     assert cut.stop() == 0 and other.stop() == 0
+
+
+def test_a_timeout_a_heartbeat_could_miss_is_a_usage_error(start_member):
+    member = start_member("bad", "--fleet-heartbeat", "3", "--fleet-timeout", "4")
+    assert member.wait(60) != 0
+    assert "at least two heartbeats" in member.stderr
