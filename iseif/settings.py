@@ -8,6 +8,7 @@ and are safe: DEBUG is off unless asked for, and secrets are never invented in p
 from __future__ import annotations
 
 import ipaddress
+import socket as _socket
 from pathlib import Path
 
 import dj_database_url
@@ -232,6 +233,12 @@ STORAGES = {
 # RQ cron string (UTC) and queue of the upload job; the job itself catches up on every finished hour.
 ROTATION_CRON = env_str("ROTATION_CRON", "5 * * * *")
 ROTATION_QUEUE = env_str("ROTATION_QUEUE", "default")
+# This host's own upload queue (loggerapp/rotation/fanout.py): the scheduled job enqueues one run on the host queue
+# of every live worker, so the hour files of every pinger host are uploaded. Must start with "rotation-".
+ROTATION_HOST_QUEUE = env_str("ROTATION_HOST_QUEUE", "rotation-" + _socket.gethostname())
+if not ROTATION_HOST_QUEUE.startswith("rotation-") or not ROTATION_HOST_QUEUE[len("rotation-") :]:
+    raise ImproperlyConfigured(f"ROTATION_HOST_QUEUE must start with 'rotation-', not {ROTATION_HOST_QUEUE!r}")
+RQ_QUEUES.setdefault(ROTATION_HOST_QUEUE, {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 3600})
 ROTATION_JOB_TIMEOUT = env_int("ROTATION_JOB_TIMEOUT", 3300)  # seconds; a run never outlives the next one's slot
 # A run renews its claims four times per lease; a claim of a run on another host that has not been renewed for
 # this long is a dead run's, and taken (a dead run on the same host is recognised at once by its process).
@@ -289,6 +296,14 @@ PINGER_STOP_WAIT = env_float("PINGER_STOP_WAIT", 10.0)
 # A statistics flush or a household load blocked this many intervals is logged as a warning.
 PINGER_BLOCKED_INTERVALS = env_int("PINGER_BLOCKED_INTERVALS", 5)
 PINGER_PRICE_INTERVAL = env_float("PINGER_PRICE_INTERVAL", 60.0)  # price-and-energy polls (issue 14); 0: none
+# Fleet mode (runpinger without --shard, loggerapp/fleet): each pinger writes its member row every
+# FLEET_HEARTBEAT_SECONDS; a member silent for FLEET_MEMBER_TIMEOUT seconds (database clock) has its households
+# taken over; a joining member takes its share FLEET_JOIN_DELAY seconds after it joined (default two heartbeats).
+FLEET_HEARTBEAT_SECONDS = env_float("FLEET_HEARTBEAT_SECONDS", 3.0)
+FLEET_MEMBER_TIMEOUT = env_float("FLEET_MEMBER_TIMEOUT", 9.0)
+FLEET_JOIN_DELAY = env_float("FLEET_JOIN_DELAY", 2 * FLEET_HEARTBEAT_SECONDS)
+# A member cut off from the database goes on polling its share (duplicates rather than gaps) unless this is on.
+FLEET_STOP_WHEN_CUT_OFF = env_bool("FLEET_STOP_WHEN_CUT_OFF", False)
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never

@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.browser",
     "tests.fixtures.api",
     "tests.fixtures.pinger",
+    "tests.fixtures.fleet",
     "tests.fixtures.simulator",
     "tests.fixtures.recording",
     "tests.fixtures.prices",

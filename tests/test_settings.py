@@ -91,7 +91,16 @@ def test_a_missing_encryption_key_stops_production_start_up(production_env):
     assert "FIELD_ENCRYPTION_KEY is not set" in result.stderr
 
 
-@pytest.mark.parametrize(("name", "value"), [("DEBUG", "perhaps"), ("PINGER_INTERVAL", "six"), ("EMAIL_PORT", "x")])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DEBUG", "perhaps"),
+        ("PINGER_INTERVAL", "six"),
+        ("EMAIL_PORT", "x"),
+        ("FLEET_MEMBER_TIMEOUT", "nine"),
+        ("ROTATION_HOST_QUEUE", "uploads-host-a"),
+    ],
+)
 def test_a_malformed_value_is_refused_not_guessed(production_env, name, value):
     result = _python("", {**production_env, name: value}, "manage.py", "check")
     assert result.returncode != 0

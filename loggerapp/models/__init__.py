@@ -2,7 +2,7 @@
 
 from loggerapp.models.household import Household, HouseholdStats, Protocol, Status
 from loggerapp.models.ledger import HourFile
-from loggerapp.models.service import AlertState, PingerHeartbeat
+from loggerapp.models.service import AlertState, PingerHeartbeat, PingerMember
 from loggerapp.models.tokens import ApiToken
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "Household",
     "HouseholdStats",
     "PingerHeartbeat",
+    "PingerMember",
     "Protocol",
     "Status",
 ]

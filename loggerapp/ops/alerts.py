@@ -37,6 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.timesince import timesince
 
+from loggerapp.fleet.ops import silent_members
 from loggerapp.hourfiles.layout import HOUR
 from loggerapp.models import AlertState, HourFile, Household, Status
 from loggerapp.ops.health import check_disk, check_pinger, check_scheduler
@@ -142,7 +143,15 @@ def failing_uploads(now: datetime) -> list[Alert]:
 
 def current_alerts(now: datetime | None = None) -> list[Alert]:
     now = now or timezone.now()
-    return [*stale_pinger(now), *full_disk(now), *late_scheduler(now), *failing_uploads(now), *silent_households(now)]
+    members = [Alert(key, message) for key, message in silent_members()]  # a fleet member gone (loggerapp/fleet)
+    return [
+        *stale_pinger(now),
+        *members,
+        *full_disk(now),
+        *late_scheduler(now),
+        *failing_uploads(now),
+        *silent_households(now),
+    ]
 
 
 # --- Mails ---------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from django.db import DatabaseError, connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
+from loggerapp.fleet.ops import fleet_summary
 from loggerapp.models import PingerHeartbeat
 
 
@@ -180,6 +181,9 @@ def check_pinger(now: datetime | None = None) -> CheckResult:
         if age > heartbeat_stale_after(heartbeat):
             stale[heartbeat.name] = round(age, 1)
     data = {"shards": len(heartbeats), "households": households, "oldest_beat_age_s": round(worst_age, 1)}
+    fleet = fleet_summary()  # fleet members, their shares and hand-overs (loggerapp/fleet/ops.py)
+    if fleet:
+        data["fleet"] = fleet
     if stale:
         data["stale"] = stale
         names = ", ".join(f"{name} ({age:.0f} s)" for name, age in stale.items())

@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from loggerapp.fleet.ops import fleet_metrics
 from loggerapp.models import AlertState, HourFile, Household, HouseholdStats, PingerHeartbeat, Status
 from loggerapp.ops.status import silent_q
 from loggerapp.rotation.backlog import NOT_UPLOADED
@@ -69,6 +70,7 @@ class DatabaseCollector(Collector):
         yield from self._hour_files(now)
         yield from self._pingers(now)
         yield from self._scheduler(now)
+        yield from fleet_metrics()
         alerts = GaugeMetricFamily("iseif_alerts_firing", "Alerts currently firing (see check_alerts).")
         alerts.add_metric([], AlertState.objects.filter(firing=True).count())
         yield alerts

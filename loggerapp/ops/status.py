@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
+from loggerapp.fleet.ops import members as fleet_members
 from loggerapp.hourfiles.layout import DEMAND, HOUR, hour_file_path, hour_start
 from loggerapp.hourfiles.lines import expected_lines
 from loggerapp.hourfiles.reading import count_file_lines
@@ -208,6 +209,7 @@ def summary(now: datetime) -> dict[str, Any]:
         "pending_files": backlog.waiting,
         "failed_files": backlog.failed,
         "alerts": list(AlertState.objects.filter(firing=True).order_by("since").values("key", "since", "message")),
+        "fleet": fleet_members(),
     }
 
 

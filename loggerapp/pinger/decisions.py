@@ -4,7 +4,8 @@ The runner does the I/O (polls, lines, statistics, logs); each choice it makes a
 these functions, so every rule is tested directly (tests/test_pinger_decisions.py):
 
 - ``on_tick``: a due tick is polled, skipped (its previous poll is still in flight: counted, never queued) or
-  dropped (a stale queue entry: the household was removed, or its tick was moved by a back-off or a refresh);
+  dropped (a stale queue entry: the household was removed, or its tick was moved by a back-off or a refresh, or
+  it comes after ``last_tick``, where a fleet hand-over gives the household to another member);
 - ``after_success`` / ``after_failure``: the household's next status, failure counts and next tick. Bad
   credentials push the next poll back 2, 4, 8... intervals (at most ``max_backoff``), always onto one of the
   household's own ticks; every other failure keeps the normal cadence;
@@ -38,6 +39,7 @@ class HouseholdState:
         "entry",
         "failures",
         "last_meter_timestamp",
+        "last_tick",
         "next_tick",
         "phase",
         "polling",
@@ -51,6 +53,7 @@ class HouseholdState:
         self.next_tick = next_tick
         self.polling = False
         self.removed = False
+        self.last_tick: int | None = None  # fleet hand-over: ticks after it belong to another member
         self.last_meter_timestamp: int | None = None
         self.status: str = entry.status
         self.failures: int = entry.consecutive_failures
@@ -73,7 +76,7 @@ class TickAction(Enum):
 
 def on_tick(state: HouseholdState, tick: int) -> TickAction:
     """What to do with tick number ``tick`` of a household when it comes due."""
-    if state.removed or state.next_tick != tick:
+    if state.removed or state.next_tick != tick or (state.last_tick is not None and tick > state.last_tick):
         return TickAction.STALE
     if state.polling:
         return TickAction.SKIP

@@ -36,6 +36,8 @@ from threading import Thread
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+from loggerapp.fleet.membership import FleetSettings, new_member_id
+from loggerapp.fleet.share import FleetShare
 from loggerapp.hourfiles.lines import failure_line, skipped_line, success_line
 from loggerapp.models import Status
 from loggerapp.pinger import decisions, household_cache, schedule, startup
@@ -47,6 +49,7 @@ from loggerapp.pinger.meter_polls import PricePolls, PriceTick, budget_for
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
 from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
+from loggerapp.pinger.registry import diff as diff_entries
 from loggerapp.pinger.stats import StatsAccumulator
 
 logger = logging.getLogger("loggerapp.pinger")
@@ -82,6 +85,8 @@ class PingerConfig:
     stop_wait: float = 10.0  # longest wait for the last statistics flush at stop (a hung database)
     blocked_intervals: int = 5  # a flush or load blocked this many intervals is logged
     price_interval: float = 60.0  # seconds between price-and-energy polls of a household; 0: none
+    fleet: FleetSettings | None = None  # fleet mode (loggerapp/fleet): share the households with live members
+    member_id: str = ""
 
     def __post_init__(self) -> None:
         if self.interval <= 0 or not math.isfinite(self.interval):
@@ -94,8 +99,10 @@ class PingerConfig:
             raise ValueError("the price interval must be 0 (no price polls) or a positive number of seconds")
         if self.duration is not None and self.duration <= 0:
             raise ValueError("duration must be a positive number of seconds")
+        if self.fleet is not None and not self.member_id:
+            self.member_id = new_member_id()
         if not self.heartbeat_name:
-            self.heartbeat_name = f"{socket.gethostname()}:{self.shard}"[:100]
+            self.heartbeat_name = self.member_id or f"{socket.gethostname()}:{self.shard}"[:100]
 
 
 @dataclass
@@ -138,10 +145,22 @@ class Pinger:
         self._semaphore: asyncio.Semaphore | None = None
         self._budget: PollBudget | None = None
         self._started_at = 0.0
+        self.share: FleetShare | None = None
+        if config.fleet is not None:
+            self.share = FleetShare(
+                config.fleet,
+                config.member_id,
+                config.interval,
+                self.households,
+                self._queue_next_tick,
+                after_apply=self._sync_prices,
+            )
 
     def stop(self, reason: str = "asked to stop") -> None:
         """Stop scheduling; polls in flight finish. Safe to call more than once."""
         if self._stopping:
+            return
+        if self.share is not None and self.share.leave_first(self.stop, reason):  # fleet: hand over first
             return
         self._stopping = True
         logger.info("stopping (%s): finishing %d polls in flight", reason, self.in_flight)
@@ -216,12 +235,14 @@ class Pinger:
             self.prices.writer.start()
         flusher.start()
         services = _Services(writer, flusher)
+        if self.share is not None:
+            self.share.start()
         if config.metrics_port is not None:
             services.metrics_server = self.metrics.serve(config.metrics_port)
         logger.info(
-            "pinger starting: shard %s, interval %g s, refresh %g s, at most %d polls in flight, %d open files, "
+            "pinger starting: %s, interval %g s, refresh %g s, at most %d polls in flight, %d open files, "
             "writing under %s",
-            config.shard,
+            f"fleet member {config.member_id}" if self.share is not None else f"shard {config.shard}",
             config.interval,
             config.refresh,
             config.max_in_flight,
@@ -260,6 +281,8 @@ class Pinger:
                 services.flusher.unsaved(),
                 self.config.stop_wait,
             )
+        if self.share is not None:  # after the last heartbeat, which leaving the fleet removes
+            self.share.stop()
         self.loader.close()
         if services.metrics_server is not None:
             server, _thread = services.metrics_server
@@ -284,6 +307,8 @@ class Pinger:
             asyncio.create_task(self._refresher(), name="refresher"),
             asyncio.create_task(self._summaries(), name="summaries"),
         ]
+        if self.share is not None:
+            background.append(asyncio.create_task(self.share.watch(), name="fleet"))
         if self.config.duration is not None:
             asyncio.get_running_loop().call_later(self.config.duration, self.stop, "--duration reached")
         try:
@@ -308,16 +333,28 @@ class Pinger:
         loaded: dict[str, HouseholdEntry] | None = await self.loader.load(len(self.households))
         if loaded is None:
             return False
+        if self.share is not None:
+            diff = diff_entries(self.share.all, loaded)
+            if (diff or initial) and not self.config.once:
+                self._save_cache(loaded)  # every household: a start without the database cannot know its share
+            log_changes(diff, len(loaded), initial)
+            await self.share.reloaded(loaded)
+            self.metrics.households.set(len(self.households))
+            return True
         changes, to_queue = apply_load(self.households, loaded, time.time(), self.config.interval)
         if (changes or initial) and not self.config.once:
             self._save_cache(loaded)
         for state in to_queue:
             self._queue_next_tick(state)
-        if self.prices is not None:
-            self.prices.sync(self.households, self.ticks, time.time())
+        self._sync_prices()
         self.metrics.households.set(len(self.households))
         log_changes(changes, len(self.households), initial)
         return True
+
+    def _sync_prices(self) -> None:
+        """The price polls follow the polled set (a reload, or a fleet share's change)."""
+        if self.prices is not None:
+            self.prices.sync(self.households, self.ticks, time.time())
 
     def _save_cache(self, loaded: dict[str, HouseholdEntry]) -> None:
         path = household_cache.cache_path(self.config.log_root, self.config.shard)
@@ -362,7 +399,10 @@ class Pinger:
         assert self._writer is not None and self._flusher is not None
         loop = asyncio.get_running_loop()
         started = time.time()
-        ids = {state.entry.cloud_id: state.entry.household_id for state in self.households.values()}
+        # A fleet member owns nothing yet at this point (its share starts after its announced join): every household
+        # is a candidate, and only those with recent lines on this host's disk get a restart line.
+        entries = self.share.all.values() if self.share is not None else (s.entry for s in self.households.values())
+        ids = {entry.cloud_id: entry.household_id for entry in entries}
         lines = await loop.run_in_executor(None, startup.gap_lines, self.config.log_root, list(ids), started)
         for cloud_id, line in lines:
             self._writer.put(LineJob(ids[cloud_id], cloud_id, started, False, line))
@@ -528,7 +568,7 @@ class Pinger:
         writer = self._writer.writer if self._writer is not None else None
         details = self.counts.total.as_dict()
         details.update(
-            shard=str(self.config.shard),
+            shard=str(self.config.shard) if self.share is None else "fleet",
             in_flight=self.in_flight,
             write_errors=writer.counters.errors if writer is not None else 0,
             failing_writes=writer.failing_households if writer is not None else 0,

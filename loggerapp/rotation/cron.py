@@ -14,15 +14,16 @@ from __future__ import annotations
 from django.conf import settings
 from rq import cron
 
-from loggerapp.rotation.job import rotation_job
+from loggerapp.rotation.fanout import rotation_fanout
 
 JOB_NAME = "rotate-logs"
 
 
 def register_rotation() -> dict:
-    """Declare the upload job to RQ's cron registry (read by the scheduler that loads this module)."""
+    """Declare the upload job to RQ's cron registry (read by the scheduler that loads this module): the fan-out,
+    which enqueues one run per live host queue (loggerapp/rotation/fanout.py)."""
     return cron.register(
-        rotation_job,
+        rotation_fanout,
         queue_name=settings.ROTATION_QUEUE,
         cron=settings.ROTATION_CRON,
         name=JOB_NAME,

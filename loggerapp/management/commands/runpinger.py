@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from loggerapp.fleet.membership import FleetSettings
 from loggerapp.pinger.registry import RegistryUnavailable
 from loggerapp.pinger.runner import PingerConfig, run_pinger
 from loggerapp.pinger.schedule import Shard
@@ -32,7 +33,17 @@ class Command(BaseCommand):
         parser.add_argument("--interval", type=float, default=None, help="seconds between polls of a household")
         parser.add_argument("--refresh", type=float, default=None, help="seconds between household list reloads")
         parser.add_argument("--once", action="store_true", help="poll every household once, write, and exit")
-        parser.add_argument("--shard", default="1/1", help="K/N: poll only shard K (1..N) of N (default 1/1)")
+        parser.add_argument(
+            "--shard",
+            default=None,
+            help="K/N: poll only the fixed shard K (1..N) of N; without it the pinger joins the fleet (docs/fleet.md)",
+        )
+        parser.add_argument(
+            "--fleet-heartbeat", type=float, default=None, help="seconds between member heartbeats (fleet mode)"
+        )
+        parser.add_argument(
+            "--fleet-timeout", type=float, default=None, help="seconds of silence after which a member is taken over"
+        )
         parser.add_argument("--max-in-flight", type=int, default=None, help="bound on concurrent polls")
         parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
         parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
@@ -41,6 +52,15 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> str:
         configure_service_log("pinger", options["log_level"])
         try:
+            fleet = None
+            if options["shard"] is None and not options["once"]:
+                heartbeat = _or(options["fleet_heartbeat"], settings.FLEET_HEARTBEAT_SECONDS)
+                fleet = FleetSettings(
+                    heartbeat=heartbeat,
+                    timeout=_or(options["fleet_timeout"], settings.FLEET_MEMBER_TIMEOUT),
+                    join_delay=settings.FLEET_JOIN_DELAY if options["fleet_heartbeat"] is None else 2 * heartbeat,
+                    stop_when_cut_off=settings.FLEET_STOP_WHEN_CUT_OFF,
+                )
             config = PingerConfig(
                 log_root=settings.LOG_ROOT,
                 interval=_or(options["interval"], settings.PINGER_INTERVAL),
@@ -48,7 +68,8 @@ class Command(BaseCommand):
                 max_in_flight=_or(options["max_in_flight"], settings.PINGER_MAX_IN_FLIGHT),
                 max_slow_in_flight=settings.PINGER_MAX_SLOW_IN_FLIGHT,
                 max_open_files=settings.PINGER_MAX_OPEN_FILES,
-                shard=_shard(options["shard"]),
+                shard=_shard(options["shard"] or "1/1"),
+                fleet=fleet,
                 once=options["once"],
                 duration=options["duration"],
                 log_each_poll=options["verbosity"] >= 2,
