@@ -23,7 +23,7 @@ import pytest
 import redis
 from supervisor.options import ServerOptions
 
-from tests.fixtures.core import REPO_ROOT, redis_url
+from tests.fixtures.core import PYENV_ENV, REPO_ROOT, redis_url
 from tests.fixtures.s3 import free_ports
 
 PROGRAMS = {"web", "pinger", "worker", "scheduler"}
@@ -160,7 +160,7 @@ def test_the_readme_supervisor_install_steps_work(tmp_path, install_database, in
         assert example in script, f"the README's steps no longer hold {example!r}"
         script = script.replace(example, ours)
     (tmp_path / "home").mkdir()
-    shell = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8"}
+    shell = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home"), "LANG": "C.UTF-8", **PYENV_ENV}
     env_file = tmp_path / "etc" / "iseif.env"
     ctl = [str(REPO_ROOT / "scripts" / "iseif"), "supervisorctl"]
     ctl_env = {**shell, "ISEIF_ENV_FILE": str(env_file)}

@@ -14,9 +14,9 @@ from tests.fixtures.core import REPO_ROOT
 
 
 def _command_name(command: list[str]) -> str:
-    """The manage.py command a container runs."""
+    """The manage.py command a container runs (through the ``wait_for_redis`` wrapper or not)."""
     assert command[:2] == ["python", "manage.py"], command
-    return command[2]
+    return command[3] if command[2] == "wait_for_redis" else command[2]
 
 
 def _known(command: list[str]) -> bool:
@@ -76,7 +76,7 @@ def test_k8s_runs_exactly_one_scheduler():
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"  # never two during a rollout
     commands = [container["command"] for container in deployment["spec"]["template"]["spec"]["containers"]]
-    assert ["python", "manage.py", "rqcron", "loggerapp.cron"] in commands
+    assert ["python", "manage.py", "wait_for_redis", "rqcron", "loggerapp.cron"] in commands
     assert all(_known(command) for command in commands)
 
 
@@ -99,4 +99,4 @@ def test_supervisor_fleet_example_runs_several_members_and_the_hosts_uploader(su
     for member in members:
         assert member.command.endswith("manage.py runpinger") and member.stopwaitsecs >= 30
     (worker,) = groups["worker"].process_configs
-    assert worker.command.endswith("manage.py rotation_worker")
+    assert worker.command.endswith("manage.py wait_for_redis rotation_worker")

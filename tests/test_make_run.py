@@ -22,7 +22,7 @@ from django.core.management import CommandError, call_command
 
 from loggerapp.demo import DEMO_NOTES, demo_cloud_id, demo_email
 from loggerapp.models import Household, HouseholdStats
-from tests.fixtures.core import REPO_ROOT, redis_url
+from tests.fixtures.core import PYENV_ENV, REPO_ROOT, redis_url
 from tests.fixtures.s3 import free_ports
 
 DEMO_REDIS_DB = 11  # the demo test's database on the tests' Redis server (TEST_REDIS)
@@ -32,7 +32,7 @@ RUN_REDIS_DB = 12
 def _shell(tmp_path: Path, **variables: str) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
-    return {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **variables}
+    return {"PATH": os.environ["PATH"], "HOME": str(home), "LANG": "C.UTF-8", **PYENV_ENV, **variables}
 
 
 def _make(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:

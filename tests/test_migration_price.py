@@ -24,7 +24,17 @@ def _migrate(target: tuple[str, str]):
     return executor.loader.project_state([target]).apps
 
 
+@pytest.fixture
+def back_to_the_latest_migration():
+    """Later tests need every migration applied, the ones after 0006 included."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("back_to_the_latest_migration")
 def test_rows_from_before_are_demand_files_and_a_price_row_fits_beside_them():
     before = _migrate(BEFORE)
     before.get_model("loggerapp", "HourFile").objects.create(cloud_id="002506", hour=HOUR, key="k/demand", lines=600)

@@ -116,8 +116,8 @@ def test_supervisor_runs_the_scheduler_and_the_worker_through_wait_for_redis_and
 
     config = configparser.RawConfigParser()
     config.read(REPO_ROOT / "deploy" / "supervisord.conf")
-    for program in ("scheduler", "worker"):
+    for program, command in (("scheduler", "rqcron"), ("worker", "rotation_worker")):
         section = config[f"program:{program}"]
-        assert "manage.py wait_for_redis rq" in section["command"]
+        assert f"manage.py wait_for_redis {command}" in section["command"]
         assert section["autorestart"] == "true"
         assert int(section["startretries"]) >= 1000

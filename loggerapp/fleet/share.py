@@ -153,6 +153,11 @@ class FleetShare:
         view = self.membership.view
         picture = _picture(view, now)
         effective, announced, expired = picture
+        if view.read_at == 0.0 and not self.membership.fleet.stop_when_cut_off:
+            # The membership was never read (the database has not answered since the start, and the households
+            # came from the local cache): poll them all, as a member alone would, until it answers. Duplicates
+            # rather than gaps, as for a member cut off later (FLEET_STOP_WHEN_CUT_OFF).
+            effective, announced = (self.member_id,), ()
         windows: dict[str, Window] = await asyncio.get_running_loop().run_in_executor(
             None, ownership_windows, list(self.all), list(effective), list(announced), self.member_id
         )

@@ -153,7 +153,7 @@ class Pinger:
                 config.interval,
                 self.households,
                 self._queue_next_tick,
-                after_apply=self._sync_prices,
+                after_apply=self._polled_set_changed,
             )
 
     def stop(self, reason: str = "asked to stop") -> None:
@@ -346,15 +346,15 @@ class Pinger:
             self._save_cache(loaded)
         for state in to_queue:
             self._queue_next_tick(state)
-        self._sync_prices()
-        self.metrics.households.set(len(self.households))
+        self._polled_set_changed()
         log_changes(changes, len(self.households), initial)
         return True
 
-    def _sync_prices(self) -> None:
-        """The price polls follow the polled set (a reload, or a fleet share's change)."""
+    def _polled_set_changed(self) -> None:
+        """What follows the polled set (after a reload, or a fleet share's change): the price polls, the gauge."""
         if self.prices is not None:
             self.prices.sync(self.households, self.ticks, time.time())
+        self.metrics.households.set(len(self.households))
 
     def _save_cache(self, loaded: dict[str, HouseholdEntry]) -> None:
         path = household_cache.cache_path(self.config.log_root, self.config.shard)
@@ -375,6 +375,8 @@ class Pinger:
             logger.error("database unavailable at start and no household cache at %s: nothing to poll yet", path)
             return
         entries, saved_at = cached
+        if self.share is not None:
+            self.share.all = entries  # its applies keep them until the membership can be read
         _changes, to_queue = apply_load(self.households, entries, time.time(), self.config.interval)
         for state in to_queue:
             self._queue_next_tick(state)
