@@ -271,6 +271,8 @@ PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
 PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
 PINGER_FLUSH_SECONDS = env_float("PINGER_FLUSH_SECONDS", 5.0)
 PINGER_SUMMARY_SECONDS = env_float("PINGER_SUMMARY_SECONDS", 60.0)
+# uvloop (the default; asyncio's own loop if uvloop is not installed) or asyncio (loggerapp/pinger/eventloop.py).
+PINGER_EVENT_LOOP = env_str("PINGER_EVENT_LOOP", "uvloop")
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never
