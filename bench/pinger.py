@@ -248,7 +248,8 @@ async def bare_client(job: dict) -> dict:
                 due = schedule.due_time(phase, tick, interval)
                 if due >= stop:
                     return
-                await asyncio.sleep(max(0.0, due - time.time()))
+                while (wait := due - time.time()) > 0:  # uvloop's timers may fire a millisecond early
+                    await asyncio.sleep(wait)
                 started = time.time()
                 try:
                     async with session.post(url, data=body, headers=headers) as response:

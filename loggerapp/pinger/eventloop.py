@@ -40,8 +40,12 @@ def loop_factory(name: str) -> tuple[str, LoopFactory | None]:
 
 def run[T](main: Coroutine[Any, Any, T], event_loop: str = "uvloop", profile: Path | None = None) -> T:
     """Run ``main`` to its end on the chosen loop; with ``profile``, under cProfile, whose statistics are written
-    there at the end (the event-loop thread only: the writer and flush threads are not in it)."""
-    name, factory = loop_factory(event_loop)
+    there at the end (since Python 3.12 cProfile sees every thread: the writer and flush threads are in it)."""
+    try:
+        name, factory = loop_factory(event_loop)
+    except ValueError:
+        main.close()  # never started: no "coroutine was never awaited" warning on top of the error
+        raise
     logger.info("event loop: %s", name)
     profiler = cProfile.Profile() if profile is not None else None
     with asyncio.Runner(loop_factory=factory) as runner:
