@@ -14,7 +14,7 @@ from collections.abc import Generator
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from loggerapp.eagle.documents import error_from_document, parse_body
+from loggerapp.eagle.documents import error_from_document, parse_body, simple_fields
 from loggerapp.eagle.errors import BadResponse
 from loggerapp.eagle.hexfields import (
     is_invalid_demand,
@@ -69,6 +69,9 @@ def answer_fields(status: int, body: bytes, root_name: str) -> dict[str, str]:
     3. The expected root, then its children as {name: text}.
     """
     check_status(status, body)
+    fields = simple_fields(body, root_name)  # the usual answer, read without building a tree
+    if fields is not None:
+        return fields
     document = parse_body(body)
     error = error_from_document(document, body)
     if error is not None:
