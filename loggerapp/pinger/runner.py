@@ -63,7 +63,7 @@ class PingerConfig:
     interval: float = 6.0
     refresh: float = 60.0
     max_in_flight: int = 1024
-    max_open_files: int = 1024
+    max_open_files: int = 16384
     shard: schedule.Shard = field(default_factory=schedule.Shard)
     once: bool = False
     duration: float | None = None
@@ -171,7 +171,8 @@ class Pinger:
                 loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests in a thread)
                 pass
-        pool_size = usable_open_files(config.max_open_files)
+        # The sockets of the polls in flight need descriptors beside the hour files: the limit must hold both.
+        pool_size = max(1, usable_open_files(config.max_open_files + config.max_in_flight) - config.max_in_flight)
         writer = WriterThread(
             HourFileWriter(config.log_root, pool_size), on_written=self._line_written, hour_grace=config.hour_grace
         )
