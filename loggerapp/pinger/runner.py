@@ -6,10 +6,10 @@
 2. Loop: load the households, then the scheduler takes each due tick out of the tick queue and asks
    ``decisions.on_tick`` what to do: a tick is launched as its own task (the household's next tick is queued at
    once, so a slow poll can never delay anything else), skipped and counted when the household's previous poll
-   is still in flight, or dropped when it is stale. A semaphore bounds the polls in flight (``--max-in-flight``);
-   the time a poll waits for it shows up as schedule lag. Every ``refresh`` seconds the household list is
-   reloaded; while the database is down the known list keeps being polled. ``--once`` instead polls every
-   household once, at once.
+   is still in flight, or dropped when it is stale. A limit (``limiter.InFlightLimit``) bounds the polls in
+   flight (``--max-in-flight``); the time a poll waits for it shows up as schedule lag. Every ``refresh``
+   seconds the household list is reloaded; while the database is down the known list keeps being polled.
+   ``--once`` instead polls every household once, at once.
 3. Drain: SIGTERM/SIGINT (or ``--duration``, or the end of ``--once``) stop the scheduler; polls in flight finish
    (bounded by the client's timeouts), the writer writes everything queued and closes every file, the flush
    thread saves the statistics and a last heartbeat.
@@ -42,6 +42,7 @@ from loggerapp.pinger import decisions, schedule
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
+from loggerapp.pinger.limiter import InFlightLimit
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
 from loggerapp.pinger.registry import HouseholdEntry, HouseholdLoader, RegistryUnavailable, apply_load, log_changes
@@ -125,7 +126,7 @@ class Pinger:
         self._stop_event: asyncio.Event | None = None
         self._client: Any = None
         self._writer: WriterThread | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore: InFlightLimit | None = None
         self._started_at = 0.0
         self._lines: list[LineJob] = []  # finished polls' lines not yet handed to the writer thread
         self._asking = 0  # requests under way (the in-flight gauge reads it when scraped)
@@ -164,7 +165,7 @@ class Pinger:
         config = self.config
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self._semaphore = asyncio.Semaphore(config.max_in_flight)
+        self._semaphore = InFlightLimit(config.max_in_flight)
         self._started_at = time.time()
         for signum in _STOP_SIGNALS:
             try:
