@@ -74,8 +74,11 @@ def test_a_release_costs_the_same_with_thousands_waiting():
         await asyncio.gather(*tasks)
         return waiters / elapsed
 
-    few, many = asyncio.run(releases_per_second(200)), asyncio.run(releases_per_second(20000))
-    assert many > few / 10  # linear total cost; a queue walked on every release would be ~100x slower per release
+    def best(waiters: int) -> float:  # best of three: the machine may be busy with other work
+        return max(asyncio.run(releases_per_second(waiters)) for _ in range(3))
+
+    few, many = best(2000), best(40000)
+    assert many > few / 4  # the same cost per release; a queue walked on every release is ~20x slower here
 
 
 def test_the_size_must_be_positive():

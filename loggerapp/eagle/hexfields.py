@@ -45,7 +45,11 @@ def parse_signed_demand(text: str, field: str = "Demand") -> int:
     2. Seven or eight digits is a signed 32-bit value (`0xfffffc18` = -1000), as many devices send it.
     3. Wider fields (up to 16 digits) are read as signed 64-bit; anything wider is malformed.
     """
-    digits = hex_digits(text, field)
+    return signed_from_digits(hex_digits(text, field), text, field)
+
+
+def signed_from_digits(digits: str, text: str, field: str = "Demand") -> int:
+    """parse_signed_demand for digits already checked by hex_digits (`text` only names the field in errors)."""
     value = int(digits, 16)
     width = len(digits)
     if width <= 6:
@@ -73,6 +77,11 @@ def is_invalid_demand(text: str) -> bool:
         digits = hex_digits(text, "Demand")
     except BadResponse:
         return False
+    return is_invalid_digits(digits)
+
+
+def is_invalid_digits(digits: str) -> bool:
+    """is_invalid_demand for digits already checked by hex_digits."""
     width = 6 if len(digits) <= 6 else 8 if len(digits) <= 8 else 0
     return int(digits, 16) in _INVALID_SIGNED.get(width, ())
 
