@@ -15,6 +15,9 @@ What it does, in order:
    itself costs on this machine), and prints the ratio.
 5. If ``wrk`` is installed, measures both servers with it too (one household, one request body), because the
    Python load generator may itself be the limit on a 2-core machine.
+
+``--relay-server PORT [--latency-ms L]`` only serves the fast relay that bench/pinger.py polls through: the
+published sample answer (meter time now, Demand changing) after L ms for every POST, nothing checked.
 """
 
 from __future__ import annotations
