@@ -15,6 +15,9 @@ What it does, in order:
    itself costs on this machine), and prints the ratio.
 5. If ``wrk`` is installed, measures both servers with it too (one household, one request body), because the
    Python load generator may itself be the limit on a 2-core machine.
+
+``--relay-server PORT [--latency-ms L]`` only serves the fast relay that bench/pinger.py polls through: the
+published sample answer (meter time now, Demand changing) after L ms for every POST, nothing checked.
 """
 
 from __future__ import annotations
@@ -151,6 +154,59 @@ def baseline_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
+def relay_body(now: float, counter: int) -> bytes:
+    """The published sample answer with the meter's clock at ``now`` (ZigBee seconds) and a changing Demand, so
+    that a pinger's lines are not all repeats."""
+    zigbee = int(now) - 946684800
+    body = CONSTANT.replace(b"0x1c91ec39", f"0x{zigbee:08x}".encode())
+    return body.replace(b"0x0004d2", f"0x{counter % 5000:06x}".encode())
+
+
+def relay_server(port: int, latency_ms: float) -> None:
+    """A fast, independent stand-in for the cloud relay (bench/pinger.py): every POST, whoever it names, gets the
+    sample answer after ``latency_ms``. Nothing is checked or parsed, so that the pinger, not the relay, is what a
+    benchmark measures; uvloop when installed."""
+    from aiohttp import web
+
+    delay = latency_ms / 1000.0
+    count = 0
+
+    async def answer(request: web.Request) -> web.Response:
+        nonlocal count
+        await request.read()
+        if delay:
+            await asyncio.sleep(delay)
+        count += 1
+        return web.Response(body=relay_body(time.time(), count), content_type="text/xml")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response({"requests": count})
+
+    app = web.Application()
+    app.router.add_post("/cgi-bin/post_manager", answer)
+    app.router.add_get("/_sim/stats", stats)
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    runner = asyncio.Runner(loop_factory=loop_factory)
+    runner.run(_serve(app, port))
+
+
+async def _serve(app, port: int) -> None:
+    from aiohttp import web
+
+    site_runner = web.AppRunner(app, access_log=None, handle_signals=True)
+    await site_runner.setup()
+    await web.TCPSite(site_runner, "127.0.0.1", port, backlog=4096).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await site_runner.cleanup()
+
+
 # --- the driver --------------------------------------------------------------------------------------------
 
 
@@ -199,7 +255,11 @@ def main() -> None:
     parser.add_argument("--no-wrk", action="store_true")
     parser.add_argument("--load-worker", nargs=5, metavar=("URL", "CREDENTIALS", "DURATION", "CONNECTIONS", "OUT"))
     parser.add_argument("--baseline-server", type=int, metavar="PORT")
+    parser.add_argument("--relay-server", type=int, metavar="PORT", help="serve the fast relay (bench/pinger.py)")
     args = parser.parse_args()
+    if args.relay_server:
+        relay_server(args.relay_server, args.latency_ms)
+        return
     if args.load_worker:
         url, credentials, duration, connections, out = args.load_worker
         load_worker(url, credentials, float(duration), int(connections), out)

@@ -281,7 +281,8 @@ EAGLE_REFUSED_NETWORKS = _networks(env_list("EAGLE_REFUSED_NETWORKS"), "EAGLE_RE
 PINGER_INTERVAL = env_float("PINGER_INTERVAL", 6.0)
 PINGER_REFRESH = env_float("PINGER_REFRESH", 60.0)
 PINGER_MAX_IN_FLIGHT = env_int("PINGER_MAX_IN_FLIGHT", 1024)
-PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 1024)
+# Every household's hour file stays open (a line costs a write, not an open + write + close: bench/pinger.py).
+PINGER_MAX_OPEN_FILES = env_int("PINGER_MAX_OPEN_FILES", 16384)
 # Back-off ceiling for bad credentials (2, 4, 8... intervals up to this), how often statistics and the heartbeat
 # are written (at most this far apart, and at least once per interval), and the summary line's period.
 PINGER_MAX_BACKOFF = env_float("PINGER_MAX_BACKOFF", 300.0)
@@ -304,6 +305,8 @@ FLEET_MEMBER_TIMEOUT = env_float("FLEET_MEMBER_TIMEOUT", 9.0)
 FLEET_JOIN_DELAY = env_float("FLEET_JOIN_DELAY", 2 * FLEET_HEARTBEAT_SECONDS)
 # A member cut off from the database goes on polling its share (duplicates rather than gaps) unless this is on.
 FLEET_STOP_WHEN_CUT_OFF = env_bool("FLEET_STOP_WHEN_CUT_OFF", False)
+# uvloop (the default; asyncio's own loop if uvloop is not installed) or asyncio (loggerapp/pinger/eventloop.py).
+PINGER_EVENT_LOOP = env_str("PINGER_EVENT_LOOP", "uvloop")
 
 # --- Live reads (loggerapp/live.py) and the REST API (loggerapp/api) ---------------------------------------
 # A live read asks a household's EAGLE now (/api/event/, the admin's "test connection now", doctor) and never

@@ -123,3 +123,23 @@ def test_a_refused_heartbeat_never_counts_a_saved_batch_twice(make_household):
     flusher.heartbeat_name = "host:1/1"
     assert flusher.flush() is True
     assert HouseholdStats.objects.get(household=household).total_events_logged == 3
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["NULL", 'quote " comma , brace { } backslash \\ end', "ünïcode and a tab\there", "", "x" * 2000],
+)
+def test_any_error_text_survives_the_batch_exactly(make_household, message):
+    """The batch travels as arrays on PostgreSQL: an error text that looks like NULL or holds an array literal's
+    special characters must arrive as it was, and NULLs as NULLs."""
+    failing, fine = make_household("00aa01"), make_household("00aa02")
+    acc = StatsAccumulator()
+    acc.record_failure(failing.pk, T0, "bad_response", message, 3)
+    acc.record_success(fine.pk, T0, None, None)
+    assert write_deltas(acc.take()) == 2
+    failed = HouseholdStats.objects.get(household=failing)
+    assert (failed.last_error, failed.last_error_kind, failed.consecutive_failures) == (message, "bad_response", 3)
+    assert failed.last_error_at == at(T0)
+    assert failed.last_demand_kw is None and failed.last_timestamp is None
+    ok = HouseholdStats.objects.get(household=fine)
+    assert ok.status == "ok" and not ok.last_error and ok.last_demand_kw is None and ok.last_meter_time is None

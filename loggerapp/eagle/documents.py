@@ -90,6 +90,46 @@ def _depth_exceeds(document: Any, limit: int) -> bool:
     return False
 
 
+# The shape of nearly every real answer: one root holding simple elements, each with plain ASCII text, nothing
+# else (no declaration, DTD, comment, attribute, entity, CDATA, carriage return, nesting or self-closing tag).
+# Such a document holds nothing that defusedxml guards against, and its fields can be read without building a
+# tree: `simple_fields` does so in about a tenth of the time (bench/pinger.py's profile: XML parsing was the
+# largest cost of a poll in our own code). Anything else goes through parse_body, exactly as before.
+_NAME = rb"[A-Za-z_][A-Za-z0-9_.-]*"
+_TEXT = rb"[\t\n\x20-\x25\x27-\x3b\x3d-\x7e]*"  # printable ASCII, tab, newline; no "<" or "&"
+_BLANK = rb"[ \t\n]*"
+_SIMPLE_DOCUMENT = re.compile(
+    _BLANK
+    + rb"<("
+    + _NAME
+    + rb")>((?:"
+    + _BLANK
+    + rb"<("
+    + _NAME
+    + rb")>"
+    + _TEXT
+    + rb"</\3>)*)"
+    + _BLANK
+    + rb"</\1>"
+    + _BLANK
+)
+_SIMPLE_CHILD = re.compile(rb"<(" + _NAME + rb")>(" + _TEXT + rb")</")
+
+
+def simple_fields(body: bytes, root_name: str) -> dict[str, str] | None:
+    """{child: stripped text} of a simple document (see above) whose root is ``root_name`` (any case), as
+    parsing it would give; None for anything else, which the caller parses in full."""
+    if b"]]>" in body:  # not allowed in XML text: let the parser say so
+        return None
+    match = _SIMPLE_DOCUMENT.fullmatch(body)
+    if match is None:
+        return None
+    root = match.group(1).decode("ascii")
+    if root.lower() == "error" or (root != root_name and root.lower() != root_name.lower()):
+        return None
+    return {name.decode("ascii"): text.decode("ascii").strip() for name, text in _SIMPLE_CHILD.findall(match.group(2))}
+
+
 def parse_body(body: bytes) -> Element | Any:
     """An `Element` for XML, a decoded JSON value otherwise. Empty or unreadable bodies are BadResponse."""
     stripped = body.strip()

@@ -14,13 +14,14 @@ from collections.abc import Generator
 from typing import Any
 from xml.etree.ElementTree import Element
 
-from loggerapp.eagle.documents import error_from_document, parse_body
+from loggerapp.eagle.documents import error_from_document, parse_body, simple_fields
 from loggerapp.eagle.errors import BadResponse
 from loggerapp.eagle.hexfields import (
-    is_invalid_demand,
+    hex_digits,
+    is_invalid_digits,
     parse_hex,
-    parse_signed_demand,
     scale,
+    signed_from_digits,
     unix_to_datetime,
     zigbee_to_unix,
 )
@@ -73,6 +74,9 @@ def answer_fields(status: int, body: bytes, root_name: str) -> dict[str, str]:
     3. The expected root, then its children as {name: text}.
     """
     check_status(status, body)
+    fields = simple_fields(body, root_name)  # the usual answer, read without building a tree
+    if fields is not None:
+        return fields
     document = parse_body(body)
     error = error_from_document(document, body)
     if error is not None:
@@ -119,25 +123,34 @@ def parse_instantaneous_demand(status: int, body: bytes, cloud_id: str, protocol
     """
     fields = answer_fields(status, body, DEMAND)
     demand_text = _required(fields, "Demand", body)
-    if is_invalid_demand(demand_text):
+    try:
+        digits = hex_digits(demand_text, "Demand")
+    except BadResponse as exc:
+        raise BadResponse(exc.message, body) from None
+    if is_invalid_digits(digits):
         # A poll that got an answer but no measurement: a failed poll (bad_response) with a message of its own,
         # rather than a reading of -8,388.608 kW or a reading without a value (see docs/eagle-client.md).
         raise BadResponse(f"{NO_READING}: Demand {demand_text} is the ZigBee invalid value (the meter sent none)", body)
     try:
-        signed = parse_signed_demand(demand_text)
+        signed = signed_from_digits(digits, demand_text)
     except BadResponse as exc:
         raise BadResponse(exc.message, body) from None
     multiplier = _hex(fields, "Multiplier", body)
     divisor = _hex(fields, "Divisor", body)
     zigbee_time = _hex(fields, "TimeStamp", body)
+    # Each hex field is read once: the four above are reused, the others read here.
+    known = {"Demand": int(digits, 16), "Multiplier": multiplier, "Divisor": divisor, "TimeStamp": zigbee_time}
     legacy: dict[str, int | str] = {}
     for name in LEGACY_INT_FIELDS:
         text = fields.get(name)
         if text:
-            try:
-                legacy[name] = parse_hex(text, name)
-            except BadResponse as exc:
-                raise BadResponse(exc.message, body) from None
+            value = known.get(name)
+            if value is None:
+                try:
+                    value = parse_hex(text, name)
+                except BadResponse as exc:
+                    raise BadResponse(exc.message, body) from None
+            legacy[name] = value
     for name in LEGACY_TEXT_FIELDS:
         if name in fields:
             legacy[name] = fields[name]

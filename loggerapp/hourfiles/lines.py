@@ -17,8 +17,11 @@ Building (the pinger's side):
    line before it, or null). ``latency_ms`` is null: nothing was asked.
 3. ``repeat`` is true when the meter's TimeStamp equals the previous successful poll's: the gateway reads the
    meter only every ~10 s, so analysis can drop repeats without losing the record that a poll happened.
-4. Compact separators and ``allow_nan=False``: every line is strict JSON (NaN is not), ending in one "\n".
-   Our own keys win over a legacy key of the same name.
+4. Compact separators and ``allow_nan=False``: every line is strict JSON (NaN is not), ASCII only (anything else
+   escaped), ending in one "\n". Our own keys win over a legacy key of the same name. Lines are encoded by
+   orjson (a quarter of json's cost, on every poll); a line orjson cannot encode the same way (non-ASCII text,
+   an integer past 64 bits, a lone surrogate) is encoded by json instead, so the bytes mean the same either
+   way: same keys in the same order, same values.
 
 Reading (everyone else's side):
 5. ``parse_record`` is the one parser: a line is a JSON object or nothing (a line cut short, garbage, a blank
@@ -105,7 +108,14 @@ def failure_fields(*, cloud_id: str, poll_time: float, error_kind: str, error: s
 
 
 def encode_line(fields: dict[str, Any]) -> bytes:
-    """One line, ready for a single write."""
+    """One line, ready for a single write (point 4: orjson, or json where orjson would write otherwise)."""
+    try:
+        line = orjson.dumps(fields, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, a lone surrogate, a type it lacks
+        pass
+    else:
+        if line.isascii():
+            return line
     return (_dumps(fields) + "\n").encode("ascii")
 
 

@@ -1,8 +1,8 @@
 """Two budgets of polls in flight, so that households that time out never crowd out the healthy ones.
 
-One semaphore (``PINGER_MAX_IN_FLIGHT``) alone lets slow households take every slot: each holds one for a whole
-poll deadline (about 7 s), so with the defaults about 1,536 households timing out at once kept healthy ones
-waiting. The rule: **a household polls within the main budget only while its last poll succeeded** (status
+One limit of polls in flight (``PINGER_MAX_IN_FLIGHT``) alone lets slow households take every slot: each holds
+one for a whole poll deadline (about 7 s), so with the defaults about 1,536 households timing out at once kept
+healthy ones waiting. The rule: **a household polls within the main budget only while its last poll succeeded** (status
 ``ok``); every other household (never polled yet, unreachable, timing out, bad answers, bad credentials) polls
 within the failing budget (``PINGER_MAX_SLOW_IN_FLIGHT``). However many households fail, the main budget holds
 only the polls of households that answered last time, each a fraction of a second.
@@ -17,10 +17,9 @@ polled less often when there are more of them than their budget, healthy ones ne
 
 from __future__ import annotations
 
-import asyncio
-
 from loggerapp.models import Status
 from loggerapp.pinger.decisions import HouseholdState
+from loggerapp.pinger.limiter import InFlightLimit
 
 
 def is_failing(state: HouseholdState) -> bool:
@@ -29,9 +28,9 @@ def is_failing(state: HouseholdState) -> bool:
 
 
 class PollBudget:
-    def __init__(self, healthy: asyncio.Semaphore, failing_size: int) -> None:
+    def __init__(self, healthy: InFlightLimit, failing_size: int) -> None:
         self.healthy = healthy
-        self.failing = asyncio.Semaphore(max(1, failing_size))
+        self.failing = InFlightLimit(max(1, failing_size))
 
-    def for_state(self, state: HouseholdState) -> asyncio.Semaphore:
+    def for_state(self, state: HouseholdState) -> InFlightLimit:
         return self.failing if is_failing(state) else self.healthy

@@ -238,6 +238,10 @@ class WriterThread(threading.Thread):
     def put(self, job: LineJob) -> None:
         self.jobs.put(job)
 
+    def put_many(self, jobs: list[LineJob]) -> None:
+        """Hand over several lines at once: one queue operation (and one wake-up of this thread) for all."""
+        self.jobs.put(jobs)
+
     def stop(self, timeout: float | None = None) -> None:
         """Write what is queued, close every file, and end the thread."""
         self.jobs.put(_STOP)
@@ -271,7 +275,12 @@ class WriterThread(threading.Thread):
         finally:
             self.writer.close_all()
 
-    def _write(self, job: LineJob) -> None:
+    def _write(self, job: LineJob | list[LineJob]) -> None:
+        if type(job) is list:  # put_many's batch
+            for one in job:
+                self._write(one)
+            return
+        assert isinstance(job, LineJob)
         try:
             written = self.writer.write(job.cloud_id, job.poll_time, job.line)
         except Exception:  # not a disk error (those return False): a bug must not end the thread and every line after

@@ -6,10 +6,10 @@
 2. Loop: load the households, then the scheduler takes each due tick out of the tick queue and asks
    ``decisions.on_tick`` what to do: a tick is launched as its own task (the household's next tick is queued at
    once, so a slow poll can never delay anything else), skipped and counted when the household's previous poll
-   is still in flight, or dropped when it is stale. A semaphore bounds the polls in flight (``--max-in-flight``);
-   the time a poll waits for it shows up as schedule lag. Every ``refresh`` seconds the household list is
-   reloaded; while the database is down the known list keeps being polled. ``--once`` instead polls every
-   household once, at once.
+   is still in flight, or dropped when it is stale. A limit (``limiter.InFlightLimit``) bounds the polls in
+   flight (``--max-in-flight``); the time a poll waits for it shows up as schedule lag. Every ``refresh``
+   seconds the household list is reloaded; while the database is down the known list keeps being polled.
+   ``--once`` instead polls every household once, at once.
 3. Drain: SIGTERM/SIGINT (or ``--duration``, or the end of ``--once``) stop the scheduler; polls in flight finish
    (bounded by the client's timeouts), the writer writes everything queued and closes every file, the flush
    thread saves the statistics and a last heartbeat.
@@ -45,6 +45,7 @@ from loggerapp.pinger.budget import PollBudget
 from loggerapp.pinger.decisions import HouseholdState, PollDecision, TickAction
 from loggerapp.pinger.files import HourFileWriter, LineJob, WriterThread, usable_open_files
 from loggerapp.pinger.flusher import StatsFlusher
+from loggerapp.pinger.limiter import InFlightLimit
 from loggerapp.pinger.meter_polls import PricePolls, PriceTick, budget_for
 from loggerapp.pinger.metrics import PingerMetrics
 from loggerapp.pinger.outcomes import PollCounts, Tally
@@ -57,6 +58,7 @@ poll_logger = logging.getLogger("loggerapp.pinger.polls")
 
 MAX_SCHEDULER_SLEEP = 0.25  # how long the scheduler may sleep: new households start within this
 DB_RETRY_SECONDS = 5.0  # household list retry while the database is down and nothing is known yet
+LINE_BATCH_SECONDS = 0.1  # lines wait at most this long in the loop before they go to the writer thread
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -69,7 +71,7 @@ class PingerConfig:
     refresh: float = 60.0
     max_in_flight: int = 1024
     max_slow_in_flight: int = 256  # polls in flight of households whose last poll failed (pinger/budget.py)
-    max_open_files: int = 1024
+    max_open_files: int = 16384
     shard: schedule.Shard = field(default_factory=schedule.Shard)
     once: bool = False
     duration: float | None = None
@@ -142,9 +144,12 @@ class Pinger:
         self._stop_event: asyncio.Event | None = None
         self._client: Any = None
         self._writer: WriterThread | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore: InFlightLimit | None = None
         self._budget: PollBudget | None = None
         self._started_at = 0.0
+        self._lines: list[LineJob] = []  # finished polls' lines not yet handed to the writer thread
+        self._asking = 0  # requests under way (the in-flight gauge reads it when scraped)
+        self.metrics.in_flight.set_function(lambda: self._asking)
         self.share: FleetShare | None = None
         if config.fleet is not None:
             self.share = FleetShare(
@@ -197,7 +202,7 @@ class Pinger:
         config = self.config
         loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
-        self._semaphore = asyncio.Semaphore(config.max_in_flight)
+        self._semaphore = InFlightLimit(config.max_in_flight)
         self._budget = PollBudget(self._semaphore, config.max_slow_in_flight)
         self._started_at = time.time()
         for signum in _STOP_SIGNALS:
@@ -205,7 +210,8 @@ class Pinger:
                 loop.add_signal_handler(signum, self.stop, signal.Signals(signum).name)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests in a thread)
                 pass
-        pool_size = usable_open_files(config.max_open_files)
+        # The sockets of the polls in flight need descriptors beside the hour files: the limit must hold both.
+        pool_size = max(1, usable_open_files(config.max_open_files + config.max_in_flight) - config.max_in_flight)
         writer = WriterThread(
             HourFileWriter(config.log_root, pool_size), on_written=self._line_written, hour_grace=config.hour_grace
         )
@@ -270,6 +276,7 @@ class Pinger:
             except (NotImplementedError, RuntimeError, ValueError):
                 pass
         # Blocking joins are fine here: nothing is scheduled any more.
+        self._flush_lines()
         services.writer.stop()
         if self.prices is not None:
             self.prices.stop()
@@ -478,16 +485,16 @@ class Pinger:
         else:
             self._record_failure(state, answer, lag, tick)
 
-    async def _ask(self, entry: HouseholdEntry, budget: asyncio.Semaphore | None = None) -> _Answer | None:
+    async def _ask(self, entry: HouseholdEntry, budget: InFlightLimit | None = None) -> _Answer | None:
         """One request to the household's EAGLE within poll_deadline; every failure becomes an error kind.
-        ``budget``: the semaphore of its polls in flight (pinger/budget.py), the main one by default."""
+        ``budget``: the limit of its polls in flight (pinger/budget.py), the main one by default."""
         from loggerapp.eagle import EagleError
 
         assert self._semaphore is not None
         async with budget or self._semaphore:
             if self._stopping:
                 return None  # never started: nothing to finish
-            self.metrics.in_flight.inc()
+            self._asking += 1
             answer = _Answer(started=time.time())
             clock = time.perf_counter()
             try:
@@ -502,7 +509,7 @@ class Pinger:
                 logger.exception("household %s: unexpected error while polling", entry.cloud_id)
                 answer.kind, answer.message = Status.BAD_RESPONSE.value, f"internal error ({type(exc).__name__})"
             finally:
-                self.metrics.in_flight.dec()
+                self._asking -= 1
             answer.latency = time.perf_counter() - clock
         return answer
 
@@ -511,7 +518,7 @@ class Pinger:
         assert self._writer is not None
         decision = decisions.after_success(state, reading.meter_timestamp)
         line = success_line(reading, answer.started, decision.repeat)
-        self._writer.put(LineJob(entry.household_id, entry.cloud_id, answer.started, True, line))
+        self._hand_over(LineJob(entry.household_id, entry.cloud_id, answer.started, True, line))
         self.stats.record_success(entry.household_id, answer.started, reading.demand_kw, reading.meter_timestamp)
         self.counts.poll_finished(Status.OK.value, answer.latency, lag)
         self._log_status_change(entry.cloud_id, decision, f" ({reading.demand_kw:.3f} kW)")
@@ -532,7 +539,7 @@ class Pinger:
         config = self.config
         decision = decisions.after_failure(state, answer.kind, tick, config.interval, config.max_backoff)
         line = failure_line(entry.cloud_id, answer.started, answer.kind, answer.message, answer.latency)
-        self._writer.put(LineJob(entry.household_id, entry.cloud_id, answer.started, False, line))
+        self._hand_over(LineJob(entry.household_id, entry.cloud_id, answer.started, False, line))
         self.stats.record_failure(entry.household_id, answer.started, answer.kind, answer.message, decision.failures)
         self.counts.poll_finished(answer.kind, answer.latency, lag)
         decisions.apply(state, decision)
@@ -553,6 +560,19 @@ class Pinger:
                 lag * 1000,
                 backoff,
             )
+
+    def _hand_over(self, job: LineJob) -> None:
+        """Queue a line for the writer thread. Lines are handed over in batches, every LINE_BATCH_SECONDS, not one
+        by one: one queue operation and one wake-up of the writer thread (one fight for the GIL) per batch
+        instead of per line. A stop hands over what is left before the writer's last drain."""
+        if not self._lines:
+            asyncio.get_running_loop().call_later(LINE_BATCH_SECONDS, self._flush_lines)
+        self._lines.append(job)
+
+    def _flush_lines(self) -> None:
+        lines, self._lines = self._lines, []
+        if lines and self._writer is not None:
+            self._writer.put_many(lines)
 
     @staticmethod
     def _log_status_change(cloud_id: str, decision: PollDecision, detail: str) -> None:
@@ -632,6 +652,8 @@ class Pinger:
         return self.counts.total
 
 
-def run_pinger(config: PingerConfig) -> Tally:
-    """Run a pinger to the end in this thread (the management command's one call)."""
-    return asyncio.run(Pinger(config).run())
+def run_pinger(config: PingerConfig, event_loop: str = "asyncio", profile: Path | None = None) -> Tally:
+    """Run a pinger to the end in this thread (the management command's one call), on the chosen event loop."""
+    from loggerapp.pinger import eventloop
+
+    return eventloop.run(Pinger(config).run(), event_loop, profile)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -47,6 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-in-flight", type=int, default=None, help="bound on concurrent polls")
         parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
         parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on 127.0.0.1")
+        parser.add_argument(
+            "--profile", default=None, help="write a cProfile of the event-loop thread to this file at the end"
+        )
         add_log_level_argument(parser)
 
     def handle(self, *args, **options) -> str:
@@ -85,7 +90,10 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         try:
-            total = run_pinger(config)
+            profile = Path(options["profile"]) if options["profile"] else None
+            total = run_pinger(config, settings.PINGER_EVENT_LOOP, profile)
         except RegistryUnavailable as exc:
             raise CommandError(f"cannot read the households: {exc}") from None
+        except ValueError as exc:  # PINGER_EVENT_LOOP names no known loop
+            raise CommandError(str(exc)) from None
         return f"pinger done: {total.describe()}"
