@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import create_database, drop_database, free_port, manage, service_env
+from harness import clean_up, create_database, free_port, manage, service_env, stop_process
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -276,17 +276,8 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps({"args": vars(args), "rows": rows}, default=str))
     finally:
-        if simulator is not None and simulator.poll() is None:
-            simulator.send_signal(signal.SIGTERM)
-            try:
-                simulator.wait(15)
-            except subprocess.TimeoutExpired:
-                simulator.kill()
-        if not args.keep:
-            drop_database(args.db_name)
-            subprocess.run(["rm", "-rf", str(work)], check=False)
-        else:
-            print(f"kept {work} and database {args.db_name}")
+        stop_process(simulator)
+        clean_up(args.db_name, work, args.keep)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ this module is imported by its plain name."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,3 +64,23 @@ def drop_database(name: str) -> None:
 
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stop_process(process: subprocess.Popen | None, grace: float = 15.0) -> None:
+    """SIGTERM a helper process (simulator, relay) that is still running; SIGKILL it after ``grace`` seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def clean_up(db_name: str, work: Path, keep: bool = False) -> None:
+    """Drop a run's database and folder, or say where they were kept (``--keep``)."""
+    if keep:
+        print(f"kept {work} and database {db_name}")
+        return
+    drop_database(db_name)
+    shutil.rmtree(work, ignore_errors=True)

@@ -36,7 +36,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import string
 import subprocess
 import sys
@@ -46,7 +45,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import REPO, create_database, drop_database, free_port, manage, service_env
+from harness import REPO, clean_up, create_database, free_port, manage, service_env, stop_process
 
 from loggerapp.pinger import schedule
 
@@ -482,17 +481,8 @@ def main() -> None:
         if args.profile:
             print_profile(args.profile if args.processes == 1 else Path(f"{args.profile}.1"), args.profile_top)
     finally:
-        if relay is not None and relay.poll() is None:
-            relay.send_signal(signal.SIGTERM)
-            try:
-                relay.wait(15)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-        if not args.keep:
-            drop_database(args.db_name)
-            subprocess.run(["rm", "-rf", str(work)], check=False)
-        else:
-            print(f"kept {work} and database {args.db_name}")
+        stop_process(relay)
+        clean_up(args.db_name, work, args.keep)
 
 
 if __name__ == "__main__":

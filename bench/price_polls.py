@@ -17,13 +17,13 @@ of the runs without price polls. ``--rounds`` repeats the three, alternating the
 from __future__ import annotations
 
 import argparse
-import signal
+import json
 import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import create_database, drop_database, free_port, manage, service_env
-from pinger import analyse_pinger, percentile, run_measured, wait_for_simulator
+from harness import clean_up, create_database, free_port, manage, service_env, stop_process
+from pinger import analyse_pinger, percentile, run_measured, wait_for_relay
 
 
 def price_lines(log_root: Path) -> int:
@@ -55,8 +55,9 @@ def main() -> None:
             ),
             env=env, stdout=open(work / "simulator.log", "w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for_simulator(f"http://127.0.0.1:{port}", simulator)
+        wait_for_relay(f"http://127.0.0.1:{port}", simulator)
         subprocess.run(manage("import_households", str(credentials)), env=env, check=True, stdout=subprocess.DEVNULL)
+        cloud_ids = [json.loads(text)["cloud_id"] for text in credentials.read_text().splitlines() if text.strip()]
         rows = []
         runs = [("no prices", 0.0), ("price 60 s", 60.0), (f"price {args.interval:g} s", args.interval)]
         # Rounds alternate the order, so that a change of the machine's load does not favour one configuration.
@@ -68,10 +69,10 @@ def main() -> None:
                 PINGER_PRICE_INTERVAL=str(price_interval),
             )  # fmt: skip
             cmd = manage("runpinger", "--interval", str(args.interval), "--duration", str(args.duration))
-            process = run_measured(cmd, run_env, work / f"pinger-{len(rows)}.out")
+            process = run_measured(cmd, run_env, work / f"pinger-{len(rows)}.out", args.warmup)
             # Demand polls stop at --duration; the process may take longer to drain its polls and exit.
             window = (process["started"] + args.warmup, min(process["ended"], process["started"] + args.duration) - 2.0)
-            demand = analyse_pinger(log_root, args.interval, window)
+            demand = analyse_pinger(log_root, cloud_ids, args.interval, window)
             for text in (work / f"pinger-{len(rows)}.out").read_text().splitlines():
                 if "pinger stopped" in text or "price polls:" in text:
                     print(f"{name}: {text.split(': ', 1)[-1]}")
@@ -101,14 +102,8 @@ def main() -> None:
                 f"{row['price_lines']:>13}{row['cpu_s']:>8.1f}{row['cpu_s'] / base['cpu_s']:>10.2f}x{row['rss']:>8.1f}"
             )
     finally:
-        if simulator is not None and simulator.poll() is None:
-            simulator.send_signal(signal.SIGTERM)
-            try:
-                simulator.wait(15)
-            except subprocess.TimeoutExpired:
-                simulator.kill()
-        drop_database(args.db_name)
-        subprocess.run(["rm", "-rf", str(work)], check=False)
+        stop_process(simulator)
+        clean_up(args.db_name, work)
 
 
 if __name__ == "__main__":
