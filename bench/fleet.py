@@ -129,6 +129,7 @@ def run_story(mode: str, args, env: dict[str, str], work: Path) -> dict:
 
 
 def analyse(story: dict, args) -> dict:
+    from loggerapp.hourfiles.layout import PRICE_FILE_PREFIX
     from loggerapp.pinger import schedule
 
     interval = args.interval
@@ -137,8 +138,12 @@ def analyse(story: dict, args) -> dict:
     owned_by_victim: set[str] = set()
     for name, root in story["roots"].items():
         for path in root.glob("*/iseif-rainforest-*.jl"):
+            if path.name.startswith(PRICE_FILE_PREFIX):
+                continue  # demand polls only: the price polls have their own cadence (PINGER_PRICE_INTERVAL)
             for text in path.read_bytes().splitlines():
                 line = json.loads(text)
+                if "event" in line:
+                    continue  # a restart or skipped-tick line marks a gap, it is no poll
                 cloud_id, moment = line["cloud_id"], line["poll_time"]
                 phase = schedule.phase_of(cloud_id, interval)
                 polls[cloud_id][schedule.tick_at_or_before(moment, phase, interval)].append(name)

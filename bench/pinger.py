@@ -430,7 +430,9 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-pinger-"))
     log_root = work / "logs"
     db_url = create_database(args.db_name)
-    env = service_env(db_url, log_root, PINGER_EVENT_LOOP=args.event_loop)
+    # Demand polls only, as the bare client sends: price polls (PINGER_PRICE_INTERVAL) have their own benchmark,
+    # bench/price_polls.py; `--env PINGER_PRICE_INTERVAL=60` puts them back.
+    env = service_env(db_url, log_root, PINGER_EVENT_LOOP=args.event_loop, PINGER_PRICE_INTERVAL="0")
     env.update(setting.split("=", 1) for setting in args.env)
     relay = None
     try:
