@@ -36,7 +36,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import clean_up, create_database, free_port, manage, service_env, stop_process
+from harness import clean_up, create_database, free_port, manage, service_env, stop_process, wait_for_simulator
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -69,22 +69,6 @@ class Member:
 
     def wait(self, timeout: float) -> None:
         self._reaper.join(timeout)
-
-
-def wait_for_simulator(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the simulator exited with {process.returncode}")
-        try:
-            if requests.get(f"{base_url}/_sim/stats", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the simulator did not start")
 
 
 def run_story(mode: str, args, env: dict[str, str], work: Path) -> dict:

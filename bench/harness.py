@@ -84,3 +84,22 @@ def clean_up(db_name: str, work: Path, keep: bool = False) -> None:
         return
     drop_database(db_name)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def wait_for_simulator(base_url: str, process: subprocess.Popen, timeout: float = 120, name: str = "simulator") -> None:
+    """Wait until a simulator (or the fast relay) answers its stats endpoint; exit if it died or never came up."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the {name} exited with {process.returncode}")
+        try:
+            if requests.get(f"{base_url}/_sim/stats", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the {name} did not start")

@@ -45,7 +45,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from harness import REPO, clean_up, create_database, free_port, manage, service_env, stop_process
+from harness import REPO, clean_up, create_database, free_port, manage, service_env, stop_process, wait_for_simulator
 
 from loggerapp.pinger import schedule
 
@@ -101,22 +101,6 @@ def reap(record: dict) -> dict:
 
 def run_measured(cmd: list[str], env: dict[str, str], log: Path, warmup: float) -> dict:
     return reap(start_measured(cmd, env, log, warmup))
-
-
-def wait_for_relay(base_url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    import requests
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the relay exited with {process.returncode}")
-        try:
-            if requests.get(f"{base_url}/_sim/stats", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the relay did not start")
 
 
 def write_households(path: Path, count: int) -> None:
@@ -371,7 +355,7 @@ def start_relay(args, work: Path, env: dict[str, str], credentials: Path) -> tup
         cmd += ["--seed", "1"]
     relay = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
-    wait_for_relay(base_url, relay)
+    wait_for_simulator(base_url, relay, name="relay")
     return relay, f"{base_url}/cgi-bin/post_manager"
 
 

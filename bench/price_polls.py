@@ -22,8 +22,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from harness import clean_up, create_database, free_port, manage, service_env, stop_process
-from pinger import analyse_pinger, percentile, run_measured, wait_for_relay
+from harness import clean_up, create_database, free_port, manage, service_env, stop_process, wait_for_simulator
+from pinger import analyse_pinger, percentile, run_measured
 
 
 def price_lines(log_root: Path) -> int:
@@ -55,7 +55,7 @@ def main() -> None:
             ),
             env=env, stdout=open(work / "simulator.log", "w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for_relay(f"http://127.0.0.1:{port}", simulator)
+        wait_for_simulator(f"http://127.0.0.1:{port}", simulator)
         subprocess.run(manage("import_households", str(credentials)), env=env, check=True, stdout=subprocess.DEVNULL)
         cloud_ids = [json.loads(text)["cloud_id"] for text in credentials.read_text().splitlines() if text.strip()]
         rows = []
